@@ -1,0 +1,41 @@
+# dlbench: `make help` lists the targets. The first target you run creates .venv and
+# installs dlbench into it, so a fresh clone needs nothing but python3 (>= 3.10) and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow lint bench-optimizers report ui clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP) ## create .venv and install dlbench with its dev tools (once)
+
+test: $(STAMP) ## run the default test suite (fast; no slow or gpu tests)
+	$(BIN)/pytest -m "not slow and not gpu" -q
+
+test-slow: $(STAMP) ## run the slow tests too (end-to-end studies)
+	$(BIN)/pytest -m "not gpu" -q
+
+lint: $(STAMP) ## ruff over src, tests and benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+bench-optimizers: $(STAMP) ## run the optimizer study on the embedded digits and render its report
+	$(BIN)/dlbench run optimizers && $(BIN)/dlbench report optimizers
+
+report: $(STAMP) ## render the optimizer study's report from MLflow
+	$(BIN)/dlbench report optimizers
+
+ui: $(STAMP) ## the MLflow UI on http://127.0.0.1:5000 for this folder's runs
+	$(BIN)/dlbench ui
+
+clean: ## remove the virtual environment and caches (keeps runs, mlflow.db and reports)
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

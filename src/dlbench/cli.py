@@ -1,0 +1,229 @@
+"""The `dlbench` command. Heavy imports (torch, lightning, mlflow) happen inside the
+subcommands that need them, so `dlbench --help` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dlbench import __version__
+from dlbench.errors import ConfigError
+
+EPILOG = """\
+examples:
+  dlbench list                           every component family and problem
+  dlbench validate studies/*.yaml        check study files, run nothing
+  dlbench run optimizers                 run (or resume) studies/optimizers.yaml
+  dlbench run optimizers --smoke         the file's quick `smoke:` tier (seconds)
+  dlbench report optimizers              render reports/optimizers/ from MLflow
+  dlbench ui                             browse and compare runs in the MLflow UI
+
+MLflow store: --tracking-uri, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
+Optuna store: runs/<study>/optuna.journal unless --storage is given.
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlbench",
+        description="Sweep training choices (optimizer, initializer, norm, ...) through Optuna, "
+        "log every run to MLflow, and render comparison reports.",
+        epilog=EPILOG,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run or resume a study",
+        formatter_class=_formatter,
+        description="Run every cell of a study that has not finished yet. Finished cells are "
+        "never run again: running a finished study does nothing, and an interrupted one "
+        "continues where it stopped.",
+        epilog="examples:\n"
+        "  dlbench run optimizers\n"
+        "  dlbench run studies/optimizers.yaml --smoke\n"
+        "  dlbench run optimizers --set epochs=5 --set seeds=[0,1]\n"
+        "  dlbench run optimizers --set grid.optimizer=[sgd,adam]\n",
+    )
+    run.add_argument("study", help="a study name (studies/NAME.yaml) or a path to a YAML file")
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="apply the file's `smoke:` overrides; runs as study NAME_smoke",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field (seeds=[0], objective.metric=val/loss) or a setting "
+        "(epochs=5, lr=0.01; replaces a grid axis of that name); repeatable",
+    )
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    run.add_argument("--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)")
+    run.add_argument(
+        "--accelerator",
+        default="auto",
+        choices=("auto", "cpu", "gpu"),
+        help="Lightning accelerator (default: auto, a GPU if there is one)",
+    )
+
+    report = sub.add_parser(
+        "report",
+        help="render a study's report from MLflow",
+        formatter_class=_formatter,
+        description="Read a study's runs from MLflow (and nothing else) and write "
+        "reports/<study>/index.md with a results table and figures.",
+        epilog="examples:\n  dlbench report optimizers\n  dlbench report optimizers_smoke --out /tmp/r\n",
+    )
+    report.add_argument("study", help="study name (the MLflow experiment)")
+    report.add_argument("--out", type=Path, help="output folder (default: reports/<study>)")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+
+    lst = sub.add_parser(
+        "list",
+        help="list registered components and problems",
+        formatter_class=_formatter,
+        epilog="examples:\n  dlbench list\n  dlbench list optimizer\n  dlbench list problems\n",
+    )
+    lst.add_argument("family", nargs="?", help="one family, e.g. optimizer, init, norm, problems")
+
+    validate = sub.add_parser(
+        "validate",
+        help="check study files without running them",
+        formatter_class=_formatter,
+        epilog="examples:\n  dlbench validate studies/*.yaml\n  dlbench validate optimizers --smoke\n",
+    )
+    validate.add_argument("studies", nargs="+", help="study names or paths")
+    validate.add_argument("--smoke", action="store_true", help="check the smoke tier too")
+
+    ui = sub.add_parser(
+        "ui",
+        help="open the MLflow UI for the same store",
+        formatter_class=_formatter,
+        epilog="examples:\n  dlbench ui\n  dlbench ui --port 5001\n"
+        "then open http://127.0.0.1:5000 and pick the study's experiment.\n",
+    )
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.sweep import run_study, summary_table
+
+    spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
+    console = Console(stderr=True)
+    run_study(
+        spec,
+        tracking=args.tracking_uri,
+        optuna_storage=args.storage,
+        accelerator=args.accelerator,
+        console=console,
+    )
+    console.print(summary_table(spec, args.storage))
+    console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dlbench.report.render import render
+
+    index = render(args.study, out=args.out, tracking=args.tracking_uri)
+    print(f"report: {index}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from dlbench.components import FAMILIES
+    from dlbench.problems import PROBLEMS
+
+    families = {**FAMILIES, "problems": PROBLEMS}
+    aliases = {
+        "problem": "problems",
+        "optimizers": "optimizer",
+        "initializer": "init",
+        "initializers": "init",
+        "norms": "norm",
+        "activations": "activation",
+    }
+    chosen = aliases.get(args.family, args.family)
+    if chosen and chosen not in families:
+        from dlbench.errors import unknown_message
+
+        raise ConfigError(unknown_message("family", args.family, list(families)))
+    for key, registry in families.items():
+        if chosen and key != chosen:
+            continue
+        print(f"{key}:")
+        for name, description in registry.describe().items():
+            print(f"  {name:<16} {description}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dlbench.harness.grid import expand
+    from dlbench.harness.spec import load_study
+
+    for study in args.studies:
+        spec = load_study(study, smoke=args.smoke)
+        print(f"ok  {spec.source}: study {spec.name!r}, {len(expand(spec))} cells")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from dlbench.records import tracking_uri
+
+    uri = tracking_uri(args.tracking_uri)
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
+    return subprocess.call(command, env=os.environ.copy())
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "list": cmd_list,
+    "validate": cmd_validate,
+    "ui": cmd_ui,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"dlbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlbench: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

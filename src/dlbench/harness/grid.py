@@ -1,0 +1,90 @@
+"""Grid expansion: a study becomes cells (full factorial of the axes x seeds).
+
+A cell's id is a hash of its fully resolved settings, so it is stable across runs,
+machines and edits that do not change what the cell trains: renaming a label or
+reordering axes keeps the id, changing an lr does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from dlbench.components import OPTIMIZERS
+from dlbench.harness.settings import optimizer_keys
+from dlbench.harness.spec import StudySpec
+from dlbench.problems import PROBLEMS
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run to do: settings, seed and the arm labels it belongs to."""
+
+    study: str
+    problem: str
+    seed: int
+    settings: Mapping[str, Any]
+    arm: Mapping[str, str]
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(
+            {"problem": self.problem, "seed": self.seed, "settings": dict(self.settings)},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        """Human-readable name: arm labels and seed, e.g. ``adam s0``."""
+        return " ".join([*self.arm.values(), f"s{self.seed}"])
+
+    @property
+    def optimizer_hparams(self) -> dict[str, Any]:
+        """The settings that go to the optimizer (besides lr)."""
+        taken = OPTIMIZERS.get(self.settings["optimizer"]).hyperparameters
+        return {k: v for k, v in self.settings.items() if k in taken and k != "lr"}
+
+    @property
+    def problem_kwargs(self) -> dict[str, Any]:
+        """The settings that go to the problem factory (model and data keywords)."""
+        taken = PROBLEMS.get(self.problem).hyperparameters
+        return {k: v for k, v in self.settings.items() if k in taken}
+
+
+def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Fixed settings, then each arm's, then every default filled in (so MLflow records all)."""
+    settings = dict(spec.fixed)
+    for arm_settings in arms.values():
+        settings.update(arm_settings)
+    settings = {**PROBLEMS.get(spec.problem).hyperparameters, **settings}
+    optimizer = OPTIMIZERS.get(settings["optimizer"]).hyperparameters
+    # Hyperparameters of other optimizers do not apply to this cell and are dropped.
+    for key in optimizer_keys() - set(optimizer):
+        settings.pop(key, None)
+    for key, default in optimizer.items():
+        if key != "lr":
+            settings.setdefault(key, default)
+    return dict(sorted(settings.items()))
+
+
+def expand(spec: StudySpec) -> list[Cell]:
+    """All cells, seeds outermost: a partial run has every arm of the first seed first."""
+    axes = list(spec.grid)
+    arms = []
+    for combo in itertools.product(*(spec.grid[axis] for axis in axes)):
+        settings = resolve(
+            spec, {axis: arm.settings for axis, arm in zip(axes, combo, strict=True)}
+        )
+        labels = {axis: arm.label for axis, arm in zip(axes, combo, strict=True)}
+        arms.append((MappingProxyType(settings), MappingProxyType(labels)))
+    return [
+        Cell(spec.name, spec.problem, seed, settings, labels)
+        for seed in spec.seeds
+        for settings, labels in arms
+    ]

@@ -1,0 +1,323 @@
+"""Study files: YAML in, a frozen, fully checked ``StudySpec`` out.
+
+Everything is checked before anything runs: unknown keys, unknown names, wrong
+types and impossible values raise ``ConfigError`` naming the file, the key and what
+is allowed. The schema (README has the user-facing version):
+
+    name: optimizers                 # study name: Optuna study, MLflow experiment, report folder
+    description: one line            # optional
+    problem: digits_mlp              # `dlbench list problems`
+    fixed: {epochs: 20, lr: 0.1}     # settings shared by every cell
+    grid:                            # full factorial of the axes (x seeds)
+      optimizer:                     # a value, or {name: ..., label: ..., other settings}
+        - sgd
+        - {name: adam, lr: 0.001}
+    seeds: [0, 1, 2]
+    objective: {metric: val/acc, direction: maximize, summary: last}   # optional
+    smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from dlbench.components import FAMILIES
+from dlbench.errors import ConfigError, unknown_message
+from dlbench.harness.settings import TRAINING_KEYS, check_setting
+from dlbench.problems import PROBLEMS
+
+TOP_KEYS = ("name", "description", "problem", "fixed", "grid", "seeds", "objective", "smoke")
+SMOKE_KEYS = ("grid", "seeds")  # besides any settings key
+OBJECTIVE_KEYS = ("metric", "direction", "summary")
+DIRECTIONS = ("maximize", "minimize")
+SUMMARIES = ("last", "best")  # the metric's value at the last epoch, or its best over epochs
+STUDIES_DIR = Path("studies")
+_STUDY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a cell's result is: one metric, its direction, and which epoch's value counts."""
+
+    metric: str
+    direction: str
+    summary: str = "last"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One value of a grid axis: the label reports show, and the settings it sets."""
+
+    label: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    problem: str
+    fixed: Mapping[str, Any]
+    grid: Mapping[str, tuple[Arm, ...]]
+    seeds: tuple[int, ...]
+    objective: Objective
+    description: str = ""
+    source: str = ""
+    source_sha: str = ""  # sha256 of the study file's text: provenance in MLflow and reports
+
+
+def study_path(study: str | Path) -> Path:
+    """A study argument as a file: a path as given, or a name in ``studies/``."""
+    path = Path(study)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError("no such study file", source=str(path))
+        return path
+    path = STUDIES_DIR / f"{study}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+        raise ConfigError(
+            unknown_message("study", str(study), known) + f" (looked in {STUDIES_DIR}/)"
+        )
+    return path
+
+
+def load_study(
+    study: str | Path, *, smoke: bool = False, overrides: Sequence[str] = ()
+) -> StudySpec:
+    """Read, merge (smoke tier, ``--set`` overrides) and check one study file."""
+    path = study_path(study)
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"broken YAML{where}: {problem}", source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("a study file must be a mapping of keys to values", source=str(path))
+    origins: dict[str, str] = {}  # merged key -> where it came from, for error messages
+    try:
+        _known_keys(raw, TOP_KEYS, "")
+        if smoke:
+            raw = _apply_smoke(raw, origins)
+        for item in overrides:
+            raw = _apply_override(raw, item, origins)
+        return _build(raw, str(path), hashlib.sha256(text.encode()).hexdigest())
+    except ConfigError as err:
+        raise _locate(err, str(path), origins) from None
+
+
+def _locate(err: ConfigError, source: str, origins: dict[str, str]) -> ConfigError:
+    """Point an error at the file and key the user wrote (smoke block or ``--set``)."""
+    key = err.key or ""
+    for merged in sorted(origins, key=len, reverse=True):
+        if key == merged or key.startswith((merged + ".", merged + "[")):
+            origin = origins[merged]
+            if origin == "--set":
+                return ConfigError(err.message, source="--set", key=key.removeprefix("fixed."))
+            return ConfigError(err.message, source=source, key=origin + key[len(merged) :])
+    return err.at(source=source)
+
+
+# -- merging --------------------------------------------------------------------------------
+def _apply_smoke(raw: dict, origins: dict[str, str]) -> dict:
+    smoke = raw.get("smoke") or {}
+    if not isinstance(smoke, dict):
+        raise ConfigError("must be a mapping of overrides", key="smoke")
+    raw = {**raw, "name": f"{raw.get('name')}_smoke", "fixed": dict(raw.get("fixed") or {})}
+    for key, value in smoke.items():
+        if key in SMOKE_KEYS:
+            if key == "grid":
+                if not isinstance(value, dict):
+                    raise ConfigError("must be a mapping of axis to values", key="smoke.grid")
+                raw["grid"] = {**(raw.get("grid") or {}), **value}
+                origins.update({f"grid.{axis}": f"smoke.grid.{axis}" for axis in value})
+            else:
+                raw[key] = value
+                origins[key] = f"smoke.{key}"
+        else:  # a settings key: it replaces the fixed value (checked like any setting)
+            raw["fixed"][key] = value
+            origins[f"fixed.{key}"] = f"smoke.{key}"
+    return raw
+
+
+def _apply_override(raw: dict, item: str, origins: dict[str, str]) -> dict:
+    """``--set key=value``: a top-level field (dotted for nesting) or any settings key."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"expected key=value, got {item!r}", source="--set")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"cannot parse value {text!r}", source="--set", key=key) from None
+    raw = {**raw, "fixed": dict(raw.get("fixed") or {}), "grid": dict(raw.get("grid") or {})}
+    parts = key.split(".")
+    if parts[0] in TOP_KEYS and parts[0] not in ("fixed", "grid") or len(parts) > 1:
+        node = raw
+        for part in parts[:-1]:
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[parts[-1]] = value
+        origins[key] = "--set"
+    else:  # a settings key: fixes it for every cell, replacing a grid axis of that name
+        raw["fixed"][key] = value
+        raw["grid"].pop(key, None)
+        origins[f"fixed.{key}"] = "--set"
+    return raw
+
+
+# -- checking -------------------------------------------------------------------------------
+def _known_keys(mapping: Mapping, allowed: Sequence[str], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(
+                unknown_message("key", key, list(allowed)),
+                key=f"{where}{key}" if where else str(key),
+            )
+
+
+def _mapping(raw: dict, key: str) -> dict:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a mapping, got {type(value).__name__}", key=key)
+    return value
+
+
+def _build(raw: dict, source: str, sha: str) -> StudySpec:
+    _known_keys(raw, TOP_KEYS, "")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _STUDY_NAME.match(name):
+        raise ConfigError(
+            f"must be a lowercase name of letters, digits, '_' or '-', got {name!r}", key="name"
+        )
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError("must be a string", key="description")
+    if "problem" not in raw:
+        raise ConfigError(f"is required; allowed: {', '.join(PROBLEMS.names())}", key="problem")
+    try:
+        problem = PROBLEMS.get(raw["problem"])
+    except ConfigError as err:
+        raise err.at(key="problem") from None
+
+    fixed = {}
+    for key, value in _mapping(raw, "fixed").items():
+        fixed[key] = _checked(problem, key, value, f"fixed.{key}")
+    grid = {axis: _axis(problem, axis, values) for axis, values in _mapping(raw, "grid").items()}
+    for axis in grid:
+        if axis in fixed:
+            raise ConfigError("is both fixed and a grid axis; keep one", key=f"fixed.{axis}")
+    for key, value in problem.flags.get("budget", {}).items():
+        fixed.setdefault(key, value)
+
+    return StudySpec(
+        name=name,
+        problem=problem.name,
+        fixed=MappingProxyType(fixed),
+        grid=MappingProxyType(grid),
+        seeds=_seeds(raw.get("seeds", [0])),
+        objective=_objective(problem, _mapping(raw, "objective")),
+        description=description,
+        source=source,
+        source_sha=sha,
+    )
+
+
+def _checked(problem: Any, key: str, value: Any, where: str) -> Any:
+    try:
+        return check_setting(problem, key, value)
+    except ConfigError as err:
+        raise ConfigError(err.message, key=where) from None
+
+
+def _axis(problem: Any, axis: str, values: Any) -> tuple[Arm, ...]:
+    where = f"grid.{axis}"
+    if not isinstance(values, list) or not values:
+        raise ConfigError("must be a non-empty list of values", key=where)
+    arms = []
+    for i, value in enumerate(values):
+        at = f"{where}[{i}]"
+        if isinstance(value, dict):
+            arms.append(_arm_from_mapping(problem, axis, value, at))
+        else:
+            checked = _checked(problem, axis, value, at)
+            arms.append(Arm(str(value), MappingProxyType({axis: checked})))
+    labels = [arm.label for arm in arms]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"labels must differ, {', '.join(duplicates)} repeats (give each a `label:`)", key=where
+        )
+    return tuple(arms)
+
+
+def _arm_from_mapping(problem: Any, axis: str, value: dict, at: str) -> Arm:
+    """``{name: adam, lr: 0.001, label: adam_fast}``: a component with its own settings."""
+    if axis not in FAMILIES:
+        raise ConfigError(
+            f"a mapping value needs a component axis ({', '.join(FAMILIES)}); "
+            f"{axis!r} takes plain values",
+            key=at,
+        )
+    if "name" not in value:
+        raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[axis].names())}", key=at)
+    settings = {axis: _checked(problem, axis, value["name"], f"{at}.name")}
+    component = FAMILIES[axis].get(value["name"])
+    for key, setting in value.items():
+        if key in ("name", "label"):
+            continue
+        if (
+            axis == "optimizer"
+            and key not in TRAINING_KEYS
+            and key not in component.hyperparameters
+        ):
+            raise ConfigError(
+                f"optimizer {component.name!r} takes no {key!r}; "
+                f"allowed: {', '.join(component.hyperparameters)}",
+                key=f"{at}.{key}",
+            )
+        settings[key] = _checked(problem, key, setting, f"{at}.{key}")
+    label = value.get("label", value["name"])
+    if not isinstance(label, str) or not label:
+        raise ConfigError("must be a non-empty string", key=f"{at}.label")
+    return Arm(label, MappingProxyType(settings))
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value)
+    ):
+        raise ConfigError(f"must be a non-empty list of integers >= 0, got {value!r}", key="seeds")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"must not repeat a seed, got {value!r}", key="seeds")
+    return tuple(value)
+
+
+def metrics_of(problem: Any) -> list[str]:
+    """The per-epoch metrics a problem's runs log, i.e. what an objective can be."""
+    base = ["train/loss", "val/loss"]
+    return base + ["val/acc"] if problem.flags.get("task") == "classification" else base
+
+
+def _objective(problem: Any, raw: dict) -> Objective:
+    _known_keys(raw, OBJECTIVE_KEYS, "objective.")
+    merged = {**problem.flags.get("objective", {}), "summary": "last", **raw}
+    allowed = {"metric": metrics_of(problem), "direction": DIRECTIONS, "summary": SUMMARIES}
+    for key, choices in allowed.items():
+        if merged.get(key) not in choices:
+            raise ConfigError(
+                f"must be one of {', '.join(choices)}, got {merged.get(key)!r}",
+                key=f"objective.{key}",
+            )
+    return Objective(**merged)

@@ -1,0 +1,143 @@
+"""The MLflow side of a sweep: the records reports and users' notebooks read.
+
+experiment = study name; one parent run per study (tag ``dlbench.role=study``) and
+one child run per cell attempt (``mlflow.parentRunId``, ``dlbench.cell``), with every
+resolved setting as a param, per-epoch metrics (written by Lightning's MLFlowLogger
+at step = epoch), the outcome and the environment as tags.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import lightning
+import torch
+from mlflow.entities import Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+import dlbench
+from dlbench.harness.grid import Cell
+from dlbench.harness.spec import StudySpec
+from dlbench.records import (
+    ARM,
+    ATTEMPT,
+    AXES,
+    CELL,
+    DIRECTION,
+    ERROR,
+    OBJECTIVE,
+    OBJECTIVE_METRIC,
+    OUTCOME,
+    PARENT,
+    ROLE,
+    STUDY,
+)
+
+
+@cache
+def environment_tags() -> dict[str, str]:
+    """Where a run ran: versions, git commit (``+dirty`` with local changes) and device."""
+    device = (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    )
+    return {
+        "dlbench.version": dlbench.__version__,
+        "dlbench.git_commit": _git_commit(),
+        "dlbench.torch": torch.__version__,
+        "dlbench.lightning": lightning.__version__,
+        "dlbench.python": platform.python_version(),
+        "dlbench.device": device,
+    }
+
+
+def _git_commit() -> str:
+    root = Path(dlbench.__file__).resolve().parents[2]
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """One study's experiment and parent run; creates and closes cell runs."""
+
+    def __init__(self, spec: StudySpec, uri: str):
+        self.uri, self.spec = uri, spec
+        self.client = MlflowClient(uri)
+        experiment = self.client.get_experiment_by_name(spec.name)
+        self.experiment_id = (
+            experiment.experiment_id if experiment else self.client.create_experiment(spec.name)
+        )
+        self.parent_id = self._parent_run()
+
+    def _parent_run(self) -> str:
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{ROLE}` = 'study'", max_results=1
+        )
+        tags = {
+            ROLE: "study",
+            STUDY: self.spec.name,
+            "dlbench.problem": self.spec.problem,
+            "dlbench.source": self.spec.source,
+            "dlbench.source_sha": self.spec.source_sha,
+            AXES: ",".join(self.spec.grid),
+            OBJECTIVE: self.spec.objective.metric,
+            DIRECTION: self.spec.objective.direction,
+            "mlflow.note.content": self.spec.description,
+            **environment_tags(),
+        }
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=self.spec.name, tags=tags)
+        if self.spec.source and Path(self.spec.source).is_file():
+            self.client.log_text(run.info.run_id, Path(self.spec.source).read_text(), "study.yaml")
+        return run.info.run_id
+
+    def start_cell(self, cell: Cell, attempt: int) -> str:
+        """A child run for one attempt at ``cell``, with its params and tags; returns its id."""
+        tags = {
+            PARENT: self.parent_id,
+            ROLE: "cell",
+            STUDY: cell.study,
+            CELL: cell.id,
+            ATTEMPT: str(attempt),
+            AXES: ",".join(cell.arm),
+            **{ARM + axis: label for axis, label in cell.arm.items()},
+            **environment_tags(),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=cell.label, tags=tags)
+        params = {"problem": cell.problem, "seed": cell.seed, **cell.settings}
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run.info.run_id
+
+    def end_cell(
+        self, run_id: str, outcome: str, objective: float | None, error: str | None = None
+    ) -> None:
+        """Outcome tag, the objective's value, and a terminal status (FAILED only for crashes)."""
+        self.client.set_tag(run_id, OUTCOME, outcome)
+        if error:
+            self.client.set_tag(run_id, ERROR, error[:5000])
+        if objective is not None:
+            self.client.log_metric(run_id, OBJECTIVE_METRIC, objective)
+        status = "FAILED" if outcome == "failed" else "FINISHED"
+        self.client.set_terminated(run_id, status)
+
+    def abandon(self, run_id: str, reason: str) -> None:
+        """Close a run whose worker died mid-cell, so nothing stays RUNNING forever."""
+        if self.client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
+            self.client.set_tag(run_id, OUTCOME, "failed")
+            self.client.set_tag(run_id, ERROR, reason)
+            self.client.set_terminated(run_id, "KILLED")
+
+    def close(self) -> None:
+        self.client.set_terminated(self.parent_id, "FINISHED")

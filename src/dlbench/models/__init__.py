@@ -1,0 +1,5 @@
+"""Plain ``nn.Module`` models assembled from components; no Lightning here."""
+
+from dlbench.models.mlp import MLP
+
+__all__ = ["MLP"]

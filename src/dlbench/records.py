@@ -1,0 +1,28 @@
+"""Names of the MLflow records dlbench writes: the contract between harness and report.
+
+The harness writes them, the report and users' notebooks read them; neither side
+imports the other, both import this.
+"""
+
+import os
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default: `mlflow ui` here shows it
+
+ROLE = "dlbench.role"  # "study" on the parent run, "cell" on each child run
+STUDY = "dlbench.study"
+CELL = "dlbench.cell"  # stable cell id (hash of resolved settings)
+ATTEMPT = "dlbench.attempt"
+OUTCOME = "dlbench.outcome"  # completed | diverged | failed | pruned
+OUTCOMES = ("completed", "diverged", "failed", "pruned")
+ERROR = "dlbench.error"
+AXES = "dlbench.axes"  # comma-separated grid axes, in study-file order
+ARM = "dlbench.arm."  # + axis: the arm's label on that axis
+OBJECTIVE = "dlbench.objective"  # the objective metric's name (parent run)
+DIRECTION = "dlbench.direction"
+OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value
+PARENT = "mlflow.parentRunId"
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

@@ -1,0 +1,86 @@
+"""MLflow -> pandas: one row per cell (its latest attempt) and per-epoch curves."""
+
+from __future__ import annotations
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from dlbench.errors import ConfigError
+from dlbench.records import ARM, AXES, CELL, OUTCOME, ROLE, tracking_uri
+
+
+def _typed(text: str) -> object:
+    """An MLflow param (always a string) back as the int/float/bool/str it was."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+class StudyRuns:
+    """The MLflow records of one study, read once."""
+
+    def __init__(self, study: str, tracking: str | None = None):
+        self.client = MlflowClient(tracking_uri(tracking))
+        experiment = self.client.get_experiment_by_name(study)
+        if experiment is None:
+            known = sorted(e.name for e in self.client.search_experiments())
+            raise ConfigError(
+                f"no study {study!r} in MLflow at {tracking_uri(tracking)}; "
+                f"studies there: {', '.join(known) or 'none'} (run `dlbench run {study}` first)"
+            )
+        self.study = study
+        runs = self.client.search_runs(
+            [experiment.experiment_id], max_results=50_000, order_by=["attributes.start_time ASC"]
+        )
+        self.parent = next((r for r in runs if r.data.tags.get(ROLE) == "study"), None)
+        cells = [r for r in runs if r.data.tags.get(ROLE) == "cell"]
+        latest = {r.data.tags[CELL]: r for r in cells}  # start-time order: the last attempt wins
+        self.runs = sorted(latest.values(), key=lambda r: r.data.tags[CELL])
+        self.axes = (self.parent.data.tags.get(AXES) if self.parent else "") or ""
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [a for a in self.axes.split(",") if a]
+
+    def _arm(self, tags: dict[str, str]) -> str:
+        """A run's arm: its labels on every axis, joined (the study name if it has no axis)."""
+        return " ".join(tags.get(ARM + a, "") for a in self.axis_names) or self.study
+
+    def frame(self) -> pd.DataFrame:
+        """One row per cell: id, outcome, arm labels, typed params, final metric values."""
+        rows = []
+        for run in self.runs:
+            tags = run.data.tags
+            row = {
+                "run_id": run.info.run_id,
+                "cell": tags[CELL],
+                "outcome": tags.get(OUTCOME, "running"),
+                "arm": self._arm(tags),
+                **{a: tags.get(ARM + a) for a in self.axis_names},
+                **{k: _typed(v) for k, v in run.data.params.items() if k not in self.axis_names},
+                **run.data.metrics,
+            }
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def curves(self, metrics: list[str]) -> pd.DataFrame:
+        """Long frame of per-epoch values: cell, arm, seed, metric, epoch, value."""
+        rows = []
+        for run in self.runs:
+            tags, arm = run.data.tags, self._arm(run.data.tags)
+            for metric in metrics:
+                for point in self.client.get_metric_history(run.info.run_id, metric):
+                    rows.append(
+                        {
+                            "cell": tags[CELL],
+                            "arm": arm,
+                            "seed": int(run.data.params.get("seed", 0)),
+                            "metric": metric,
+                            "epoch": point.step,
+                            "value": point.value,
+                        }
+                    )
+        return pd.DataFrame(rows, columns=["cell", "arm", "seed", "metric", "epoch", "value"])

@@ -1,0 +1,5 @@
+"""LightningModules: systems built from plain ``nn.Module``s (Lightning's rule)."""
+
+from dlbench.systems.supervised import SupervisedSystem
+
+__all__ = ["SupervisedSystem"]
