@@ -18,10 +18,10 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {message}" if where else message)
 
     def at(self, source: str | None = None, key: str | None = None) -> ConfigError:
-        """The same error, located in a file and/or under a key (prefixing an outer key)."""
+        """The same error, located in a file (unless it already names one) and under a key."""
         if key and self.key:
             key = f"{key}.{self.key}"
-        return ConfigError(self.message, source=source or self.source, key=key or self.key)
+        return ConfigError(self.message, source=self.source or source, key=key or self.key)
 
 
 def unknown_message(kind: str, name: object, allowed: list[str]) -> str:

@@ -8,6 +8,7 @@ at step = epoch), the outcome and the environment as tags.
 
 from __future__ import annotations
 
+import logging
 import platform
 import subprocess
 from functools import cache
@@ -35,6 +36,9 @@ from dlbench.records import (
     ROLE,
     STUDY,
 )
+
+# MLflow announces database creation and migrations at INFO: noise at every sweep start.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 @cache

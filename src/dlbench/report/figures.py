@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 STYLE = {"style": "whitegrid", "palette": "colorblind", "context": "paper"}
 
@@ -30,6 +31,7 @@ def learning_curves(curves: pd.DataFrame, metric: str, order: list[str], path: P
     data = curves[curves["metric"] == metric]
     sns.lineplot(data=data, x="epoch", y="value", hue="arm", hue_order=order, errorbar="sd", ax=ax)
     ax.set(xlabel="epoch", ylabel=metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title=None, fontsize="small", ncols=2)
     return _save(fig, path)
 

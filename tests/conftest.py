@@ -1,0 +1,58 @@
+"""Shared fixtures: a scratch working directory and a tiny study trained once per session."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TINY_STUDY = """\
+name: tiny
+description: Two optimizers, two seeds, two epochs on the digits MLP.
+problem: digits_mlp
+fixed: {init: he_normal, width: 16, depth: 1, epochs: 2, batch_size: 128}
+grid:
+  optimizer:
+    - {name: sgd, lr: 0.1}
+    - {name: adam, lr: 0.01}
+seeds: [0, 1]
+smoke: {epochs: 1, seeds: [0]}
+"""
+
+
+def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current directory, so runs/, mlflow.db and reports/ land in tmp."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tiny study run once to completion with the real harness; yields its folder."""
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.sweep import run_study
+
+    folder = tmp_path_factory.mktemp("tiny")
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        spec = load_study(write_study(folder, TINY_STUDY, "tiny.yaml"))
+        run_study(spec, tracking=uri_of(folder), accelerator="cpu")
+        yield folder
+    finally:
+        os.chdir(old)
+
+
+def uri_of(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlflow.db'}"

@@ -1,0 +1,120 @@
+"""Study files: the valid one loads, every kind of bad one is refused in one line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import TINY_STUDY, write_study
+
+from dlbench.cli import main
+from dlbench.errors import ConfigError
+from dlbench.harness.spec import load_study
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_optimizer_study_loads_with_seven_optimizers_and_smoke_tier() -> None:
+    spec = load_study(REPO / "studies" / "optimizers.yaml")
+    labels = [arm.label for arm in spec.grid["optimizer"]]
+    assert labels == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+    assert spec.seeds == (0, 1, 2)
+    assert spec.fixed["epochs"] == 20
+    smoke = load_study(REPO / "studies" / "optimizers.yaml", smoke=True)
+    assert smoke.name == "optimizers_smoke"
+    assert smoke.fixed["epochs"] == 2 and smoke.seeds == (0,)
+
+
+def test_problem_budget_fills_missing_settings(workdir: Path) -> None:
+    path = write_study(workdir, "name: bare\nproblem: digits_mlp\n")
+    spec = load_study(path)
+    assert spec.fixed["optimizer"] == "sgd" and spec.fixed["epochs"] >= 1
+    assert spec.objective.metric == "val/acc" and spec.objective.direction == "maximize"
+
+
+def test_overrides_set_fields_and_settings(workdir: Path) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    spec = load_study(
+        path, overrides=["epochs=5", "seeds=[3]", "grid.optimizer=[sgd]", "objective.summary=best"]
+    )
+    assert spec.fixed["epochs"] == 5 and spec.seeds == (3,)
+    assert [a.label for a in spec.grid["optimizer"]] == ["sgd"]
+    assert spec.objective.summary == "best"
+    # A setting that is a grid axis becomes fixed for every cell.
+    assert "optimizer" not in load_study(path, overrides=["optimizer=adam"]).grid
+
+
+BAD = {
+    "misspelt setting": (
+        "fixed: {epoch: 3}",
+        ["fixed.epoch", "did you mean epochs", "allowed:"],
+    ),
+    "misspelt top-level key": ("seed: [0]", ["seed", "did you mean seeds", "allowed:"]),
+    "unknown optimizer": (
+        "grid: {optimizer: [sgd, adamm]}",
+        ["grid.optimizer[1]", "unknown optimizer 'adamm'", "adam", "rmsprop"],
+    ),
+    "wrong type": ("fixed: {epochs: ten}", ["fixed.epochs", "integer >= 1", "'ten'"]),
+    "negative epochs": ("fixed: {epochs: -3}", ["fixed.epochs", "integer >= 1", "-3"]),
+    "unknown problem": ("problem: digits_mpl", ["problem", "did you mean digits_mlp"]),
+    "hyperparameter the optimizer lacks": (
+        "grid: {optimizer: [{name: adam, momentum: 0.9}]}",
+        ["grid.optimizer[0].momentum", "adam", "allowed: lr, beta1"],
+    ),
+    "bad objective": ("objective: {metric: val/acc, direction: up}", ["objective.direction", "maximize"]),
+    "bad batch size": ("fixed: {batch_size: 0}", ["fixed.batch_size", "'full'"]),
+    "repeated label": ("grid: {optimizer: [sgd, sgd]}", ["grid.optimizer", "sgd repeats"]),
+}
+
+
+def _study_with(line: str) -> str:
+    """A valid study with one line changed or added (later keys override earlier ones)."""
+    base = {"name": "name: bad", "problem": "problem: digits_mlp", "seeds": "seeds: [0]"}
+    key = line.split(":")[0]
+    base[key] = line
+    return "\n".join(base.values()) + "\n"
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_study_is_refused_in_one_line_with_exit_2(
+    case: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line, expected = BAD[case]
+    path = write_study(workdir, _study_with(line), "bad.yaml")
+    code = main(["run", str(path), "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(path) in err
+    for fragment in expected:
+        assert fragment in err, (fragment, err)
+    assert not (workdir / "mlflow.db").exists(), "nothing may be logged for a bad study"
+    assert not (workdir / "runs").exists()
+
+
+def test_broken_yaml_names_the_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_study(workdir, "name: x\ngrid: {optimizer: [sgd\n", "broken.yaml")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml: broken YAML at line" in err and err.count("\n") == 1
+
+
+def test_missing_study_lists_the_known_ones(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "studies").mkdir()
+    write_study(workdir / "studies", TINY_STUDY, "tiny.yaml")
+    assert main(["run", "tiyn"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown study 'tiyn'" in err and "did you mean tiny" in err
+    assert main(["run", "nowhere.yaml"]) == 2
+    assert "nowhere.yaml: no such study file" in capsys.readouterr().err
+
+
+def test_errors_point_at_smoke_block_and_set(workdir: Path) -> None:
+    path = write_study(workdir, TINY_STUDY.replace("smoke: {epochs: 1", "smoke: {epochs: 0"))
+    with pytest.raises(ConfigError, match=r"study.yaml: smoke.epochs: must be an integer"):
+        load_study(path, smoke=True)
+    load_study(path)  # the full tier is fine
+    with pytest.raises(ConfigError, match=r"^--set: lr: must be a number"):
+        load_study(path, overrides=["lr=-1"])
+    with pytest.raises(ConfigError, match=r"^--set: expected key=value"):
+        load_study(path, overrides=["lr"])

@@ -1,0 +1,127 @@
+"""The sweep end to end with real Optuna journal storage and a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import TINY_STUDY, uri_of, write_study
+from mlflow.tracking import MlflowClient
+
+from dlbench.harness import storage, sweep
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
+from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE
+
+
+def _cell_runs(folder: Path, study: str) -> list:
+    client = MlflowClient(uri_of(folder))
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.data.tags.get(ROLE) == "cell"]
+
+
+def test_mlflow_records_follow_the_contract(tiny_run: Path) -> None:
+    client = MlflowClient(uri_of(tiny_run))
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get(ROLE) == "study"]
+    cells = [r for r in runs if r.data.tags.get(ROLE) == "cell"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(cells) == 4
+    spec_ids = {c.id for c in expand(load_study(tiny_run / "tiny.yaml"))}
+    assert {r.data.tags[CELL] for r in cells} == spec_ids
+    for run in cells:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert tags[PARENT] == parents[0].info.run_id
+        assert tags[OUTCOME] == "completed" and run.info.status == "FINISHED"
+        assert tags[ARM + "optimizer"] == params["optimizer"]
+        for key in ("dlbench.version", "dlbench.git_commit", "dlbench.torch", "dlbench.device"):
+            assert tags[key]
+        for key in ("problem", "seed", "optimizer", "lr", "batch_size", "epochs", "init", "width"):
+            assert key in params
+        assert {"train/loss", "val/loss", "val/acc", "test/acc", "objective"} <= set(metrics)
+        assert metrics["objective"] == pytest.approx(metrics["val/acc"], rel=1e-6)  # last epoch
+        history = client.get_metric_history(run.info.run_id, "val/acc")
+        assert sorted(p.step for p in history) == [0, 1]  # one point per epoch, step = epoch
+        assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_optuna_has_one_completed_trial_per_cell(tiny_run: Path) -> None:
+    os.chdir(tiny_run)
+    study = optuna.load_study(
+        study_name="tiny",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(storage.journal_path("tiny")))
+        ),
+    )
+    trials = study.get_trials()
+    assert len(trials) == 4
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(0.0 <= t.value <= 1.0 for t in trials)
+
+
+def test_running_a_finished_study_again_runs_nothing(tiny_run: Path) -> None:
+    os.chdir(tiny_run)
+    spec = load_study(tiny_run / "tiny.yaml")
+    assert sweep.run_study(spec, tracking=uri_of(tiny_run), accelerator="cpu") == []
+    assert len(_cell_runs(tiny_run, "tiny")) == 4
+
+
+def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    spec = load_study(path, smoke=True, overrides=["grid.optimizer=[{name: sgd, lr: 1.0e+6}, adam]"])
+    real = sweep.run_cell
+
+    def crash_adam(cell, *args, **kwargs):
+        if cell.settings["optimizer"] == "adam":
+            raise RuntimeError("boom")
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_cell", crash_adam)
+    done = sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu")
+    assert [d.result.outcome for d in done] == ["diverged", "failed"]
+    runs = {r.data.params["optimizer"]: r for r in _cell_runs(workdir, "tiny_smoke")}
+    assert runs["sgd"].data.tags[OUTCOME] == "diverged" and runs["sgd"].info.status == "FINISHED"
+    assert "non-finite" in runs["sgd"].data.tags["dlbench.error"]
+    assert runs["adam"].data.tags[OUTCOME] == "failed" and runs["adam"].info.status == "FAILED"
+    assert runs["adam"].data.tags["dlbench.error"] == "RuntimeError: boom"
+    # Both are final: running again does not retry them.
+    monkeypatch.setattr(sweep, "run_cell", real)
+    assert sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu") == []
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path) -> None:
+    """Kill a real `dlbench run` after its first cell, then run it again to completion."""
+    path = write_study(workdir, TINY_STUDY.replace("epochs: 2", "epochs: 4"))
+    command = [sys.executable, "-m", "dlbench.cli", "run", str(path), "--accelerator", "cpu",
+               "--tracking-uri", uri_of(workdir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = storage.journal_path("tiny")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count('"dlbench.outcome"') >= 1:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = journal.read_text().count('"dlbench.outcome"')
+    assert 1 <= finished_before < 4, "the kill should land mid-sweep"
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = _cell_runs(workdir, "tiny")
+    completed = [r for r in runs if r.data.tags.get(OUTCOME) == "completed"]
+    assert sorted(r.data.tags[CELL] for r in completed) == sorted(
+        c.id for c in expand(load_study(path))
+    ), "every cell completed exactly once"
+    assert all(r.info.status != "RUNNING" for r in runs), "no run may stay RUNNING"
+    assert len(runs) - len(completed) <= 1  # at most the one attempt that was killed
