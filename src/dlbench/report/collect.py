@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, unknown_message
 from dlbench.records import ARM, AXES, CELL, OUTCOME, ROLE, tracking_uri
 
 
@@ -26,10 +26,10 @@ class StudyRuns:
         self.client = MlflowClient(tracking_uri(tracking))
         experiment = self.client.get_experiment_by_name(study)
         if experiment is None:
-            known = sorted(e.name for e in self.client.search_experiments())
+            known = sorted(e.name for e in self.client.search_experiments() if e.name != "Default")
             raise ConfigError(
-                f"no study {study!r} in MLflow at {tracking_uri(tracking)}; "
-                f"studies there: {', '.join(known) or 'none'} (run `dlbench run {study}` first)"
+                unknown_message("study", study, known)
+                + f" (in MLflow at {tracking_uri(tracking)}; run `dlbench run {study}` first)"
             )
         self.study = study
         runs = self.client.search_runs(

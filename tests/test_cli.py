@@ -1,0 +1,60 @@
+"""The `dlbench` command: help that teaches, list, validate, and the end-to-end spine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_STUDY, uri_of, write_study
+
+from dlbench.cli import build_parser, main
+from dlbench.components import FAMILIES
+from dlbench.problems import PROBLEMS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_command_with_examples() -> None:
+    text = build_parser().format_help()
+    for command in ("run", "report", "list", "validate", "ui"):
+        assert command in text
+    assert "examples:" in text and "dlbench run optimizers" in text
+
+
+def test_help_starts_without_importing_torch() -> None:
+    code = "import sys; from dlbench.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_list_prints_every_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for registry in [*FAMILIES.values(), PROBLEMS]:
+        for name in registry.names():
+            assert f"  {name} " in out
+    assert main(["list", "optimizers"]) == 0
+    assert "adamw" in capsys.readouterr().out
+    assert main(["list", "optimiser"]) == 2
+    assert "did you mean optimizer" in capsys.readouterr().err
+
+
+def test_validate_every_study_in_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
+    studies = sorted(str(p) for p in (REPO / "studies").glob("*.yaml"))
+    assert studies
+    assert main(["validate", *studies]) == 0
+    assert main(["validate", "--smoke", *studies]) == 0
+    assert capsys.readouterr().out.count("ok ") == 2 * len(studies)
+
+
+def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    uri = ["--tracking-uri", uri_of(workdir)]
+    assert main(["run", str(path), "--smoke", "--accelerator", "cpu", *uri]) == 0
+    err = capsys.readouterr().err
+    assert "tiny_smoke: 2 cells" in err and "2/2" in err
+    assert main(["report", "tiny_smoke", *uri]) == 0
+    assert "reports/tiny_smoke/index.md" in capsys.readouterr().out
+    assert (workdir / "reports" / "tiny_smoke" / "curves.png").exists()
