@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_STUDY, uri_of, write_study
 
+from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.cli import build_parser, main
 from dlbench.components import FAMILIES
 from dlbench.problems import PROBLEMS

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import TINY_STUDY, write_study
-
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 
@@ -17,7 +16,10 @@ def test_full_factorial_times_seeds_with_seeds_outermost(workdir: Path) -> None:
     assert len({c.id for c in cells}) == 8
     assert [c.seed for c in cells] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert {(c.arm["width"], c.arm["optimizer"]) for c in cells[:4]} == {
-        ("8", "sgd"), ("8", "adam"), ("16", "sgd"), ("16", "adam")
+        ("8", "sgd"),
+        ("8", "adam"),
+        ("16", "sgd"),
+        ("16", "adam"),
     }
 
 
@@ -28,13 +30,23 @@ def test_cell_settings_resolve_every_default_and_drop_foreign_hyperparameters(
     text = text.replace("- {name: sgd, lr: 0.1}", "- {name: momentum, lr: 0.1}")
     momentum, adam = expand(load_study(write_study(workdir, text)))[:2]
     assert momentum.settings["momentum"] == 0.5 and momentum.optimizer_hparams == {
-        "momentum": 0.5, "weight_decay": 0.0
+        "momentum": 0.5,
+        "weight_decay": 0.0,
     }
     assert "momentum" not in adam.settings  # adam takes no momentum
-    assert adam.optimizer_hparams == {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+    assert adam.optimizer_hparams == {
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+    }
     assert adam.settings["lr"] == 0.01 and adam.settings["norm"] == "none"  # problem default
     assert adam.problem_kwargs == {
-        "width": 16, "depth": 1, "activation": "relu", "norm": "none", "init": "he_normal"
+        "width": 16,
+        "depth": 1,
+        "activation": "relu",
+        "norm": "none",
+        "init": "he_normal",
     }
 
 

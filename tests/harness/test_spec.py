@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_STUDY, write_study
 
+from conftest import TINY_STUDY, write_study
 from dlbench.cli import main
 from dlbench.errors import ConfigError
 from dlbench.harness.spec import load_study
@@ -61,7 +61,10 @@ BAD = {
         "grid: {optimizer: [{name: adam, momentum: 0.9}]}",
         ["grid.optimizer[0].momentum", "adam", "allowed: lr, beta1"],
     ),
-    "bad objective": ("objective: {metric: val/acc, direction: up}", ["objective.direction", "maximize"]),
+    "bad objective": (
+        "objective: {metric: val/acc, direction: up}",
+        ["objective.direction", "maximize"],
+    ),
     "bad batch size": ("fixed: {batch_size: 0}", ["fixed.batch_size", "'full'"]),
     "repeated label": ("grid: {optimizer: [sgd, sgd]}", ["grid.optimizer", "sgd repeats"]),
 }
@@ -99,7 +102,9 @@ def test_broken_yaml_names_the_line(workdir: Path, capsys: pytest.CaptureFixture
     assert "broken.yaml: broken YAML at line" in err and err.count("\n") == 1
 
 
-def test_missing_study_lists_the_known_ones(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_study_lists_the_known_ones(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (workdir / "studies").mkdir()
     write_study(workdir / "studies", TINY_STUDY, "tiny.yaml")
     assert main(["run", "tiyn"]) == 2

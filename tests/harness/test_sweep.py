@@ -11,9 +11,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_STUDY, uri_of, write_study
 from mlflow.tracking import MlflowClient
 
+from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness import storage, sweep
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
@@ -78,7 +78,9 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_study(workdir, TINY_STUDY)
-    spec = load_study(path, smoke=True, overrides=["grid.optimizer=[{name: sgd, lr: 1.0e+6}, adam]"])
+    spec = load_study(
+        path, smoke=True, overrides=["grid.optimizer=[{name: sgd, lr: 1.0e+6}, adam]"]
+    )
     real = sweep.run_cell
 
     def crash_adam(cell, *args, **kwargs):
@@ -102,8 +104,17 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
 def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path) -> None:
     """Kill a real `dlbench run` after its first cell, then run it again to completion."""
     path = write_study(workdir, TINY_STUDY.replace("epochs: 2", "epochs: 4"))
-    command = [sys.executable, "-m", "dlbench.cli", "run", str(path), "--accelerator", "cpu",
-               "--tracking-uri", uri_of(workdir)]
+    command = [
+        sys.executable,
+        "-m",
+        "dlbench.cli",
+        "run",
+        str(path),
+        "--accelerator",
+        "cpu",
+        "--tracking-uri",
+        uri_of(workdir),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = storage.journal_path("tiny")
     deadline = time.monotonic() + 120

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import uri_of
 
+from conftest import uri_of
 from dlbench.errors import ConfigError
 from dlbench.report.collect import StudyRuns
 from dlbench.report.render import arm_table, render

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from dlbench.errors import ConfigError
 from dlbench.registry import Registry
 
 NORMS: Registry[nn.Module] = Registry("norm")
@@ -46,6 +47,12 @@ def layernorm(num_features: int, dims: int, /) -> nn.Module:
     dims=(2,),
 )
 def instancenorm(num_features: int, dims: int, /) -> nn.Module:
+    if dims != 2:
+        # On a feature vector each value would be its own instance and normalize to 0.
+        raise ConfigError(
+            "norm 'instancenorm' needs 2-D feature maps (a CNN); allowed for MLPs: "
+            + ", ".join(n.name for n in NORMS if 1 in n.flags["dims"])
+        )
     return nn.GroupNorm(num_features, num_features)
 
 
@@ -55,4 +62,6 @@ def instancenorm(num_features: int, dims: int, /) -> nn.Module:
     dims=(1, 2),
 )
 def groupnorm(num_features: int, dims: int, /, *, groups: int = 8) -> nn.Module:
+    if groups < 1 or num_features % groups:
+        raise ConfigError(f"norm 'groupnorm': groups={groups} must divide the width {num_features}")
     return nn.GroupNorm(groups, num_features)
