@@ -69,7 +69,7 @@ class Registry(Generic[T]):
         """The entry for ``name``; an unknown name raises ConfigError listing close matches."""
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
             raise ConfigError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: object) -> str:
@@ -95,7 +95,7 @@ class Registry(Generic[T]):
         return {name: self._entries[name].description for name in self.names()}
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(self._entries[name] for name in self.names())

@@ -54,6 +54,10 @@ BAD = {
         "grid: {optimizer: [sgd, adamm]}",
         ["grid.optimizer[1]", "unknown optimizer 'adamm'", "adam", "rmsprop"],
     ),
+    "list where a name belongs": (
+        "fixed: {optimizer: [sgd]}",
+        ["fixed.optimizer", "unknown optimizer ['sgd']", "allowed: adagrad"],
+    ),
     "wrong type": ("fixed: {epochs: ten}", ["fixed.epochs", "integer >= 1", "'ten'"]),
     "negative epochs": ("fixed: {epochs: -3}", ["fixed.epochs", "integer >= 1", "-3"]),
     "unknown problem": ("problem: digits_mpl", ["problem", "did you mean digits_mlp"]),

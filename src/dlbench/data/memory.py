@@ -34,6 +34,8 @@ class InMemoryLoader:
     ):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+        if len(x) == 0:
+            raise ValueError("cannot batch an empty dataset")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.x, self.y = x, y
