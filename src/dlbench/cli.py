@@ -144,6 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     index = render(args.study, out=args.out, tracking=args.tracking_uri)
     print(f"report: {index}")
+    print("compare the runs: dlbench ui (or make ui), then open http://127.0.0.1:5000")
     return 0
 
 
