@@ -7,8 +7,11 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import nn
 
 from dlbench.components import ACTIVATIONS
+from dlbench.components.activations import GatedLinearUnit, is_gated
+from dlbench.errors import ConfigError
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -26,9 +29,17 @@ def _pdf(x: torch.Tensor) -> torch.Tensor:
     return torch.exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
 
 
-# name -> (f(x), f'(x)), written from the definitions, not from torch's modules.
+def _heaviside(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x > 0, 1.0, 0.0).to(x.dtype)
+
+
+# Elementwise: name -> (f(x), f'(x)), written from the definitions, not torch's modules.
+# For step_ste, "f'" is the gradient the backward pass reports (the straight-through
+# identity), not the derivative of the step.
 FORMULAS: dict[str, tuple[Fn, Fn]] = {
     "identity": (lambda x: x, lambda x: torch.ones_like(x)),
+    "step": (_heaviside, lambda x: torch.zeros_like(x)),
+    "step_ste": (_heaviside, lambda x: torch.ones_like(x)),
     "relu": (lambda x: torch.where(x > 0, x, 0.0), lambda x: (x > 0).to(x.dtype)),
     "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
     "tanh": (
@@ -42,22 +53,39 @@ FORMULAS: dict[str, tuple[Fn, Fn]] = {
     ),
 }
 
+# Gated: name -> the elementwise activation applied to the gate, act(xW + b) * (xV + c).
+GATED: dict[str, str] = {"glu": "sigmoid", "swiglu": "silu", "geglu": "gelu"}
+
+ELEMENTWISE = [n for n in ACTIVATIONS.names() if not is_gated(n)]
+
 # Avoid 0 for the gradient check (relu's kink); it is checked on its own below.
 POINTS = torch.tensor([-3.0, -1.5, -0.3, 0.2, 0.7, 1.0, 2.5], dtype=torch.float64)
 
 
-def test_formula_table_covers_the_registry() -> None:
-    assert set(FORMULAS) == set(ACTIVATIONS.names())
+def test_formula_tables_cover_the_registry() -> None:
+    assert set(FORMULAS) == set(ELEMENTWISE)
+    assert set(GATED) == {n for n in ACTIVATIONS.names() if is_gated(n)}
+    assert set(FORMULAS) | set(GATED) == set(ACTIVATIONS.names())
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_every_entry_has_a_gated_flag() -> None:
+    for entry in ACTIVATIONS:
+        assert isinstance(entry.flags.get("gated"), bool), entry.name
+
+
+def test_is_gated_rejects_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="allowed"):
+        is_gated("nonexistent")
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_value_matches_formula(name: str) -> None:
     f, _ = FORMULAS[name]
     act = ACTIVATIONS.create(name)
     torch.testing.assert_close(act(POINTS), f(POINTS), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS.names())
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_gradient_matches_formula(name: str) -> None:
     _, df = FORMULAS[name]
     act = ACTIVATIONS.create(name)
@@ -66,7 +94,7 @@ def test_gradient_matches_formula(name: str) -> None:
     torch.testing.assert_close(x.grad, df(POINTS), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS.names())
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_every_activation_has_description_and_no_hyperparameters(name: str) -> None:
     entry = ACTIVATIONS.get(name)
     assert entry.description.strip()
@@ -81,6 +109,8 @@ def test_every_activation_has_description_and_no_hyperparameters(name: str) -> N
     ("name", "value", "grad"),
     [
         ("identity", 0.0, 1.0),
+        ("step", 0.0, 0.0),  # 1[x > 0]: strict, so step(0) = 0
+        ("step_ste", 0.0, 1.0),
         ("relu", 0.0, 0.0),  # torch's convention at the kink
         ("sigmoid", 0.5, 0.25),  # the maximum slope of the sigmoid
         ("tanh", 0.0, 1.0),
@@ -117,3 +147,69 @@ def test_saturating_activations_have_vanishing_gradient(name: str) -> None:
     x = torch.tensor([-20.0, 20.0], dtype=torch.float64, requires_grad=True)
     ACTIVATIONS.create(name)(x).sum().backward()
     assert (x.grad.abs() < 1e-8).all()
+
+
+def test_step_blocks_backprop_and_step_ste_passes_it() -> None:
+    """Below a step unit every gradient is 0; the straight-through unit lets it through."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 5)
+    for name, moves in [("step", False), ("step_ste", True)]:
+        layer = nn.Linear(5, 4)
+        y = nn.functional.linear(ACTIVATIONS.create(name)(layer(x)), torch.randn(1, 4))
+        y.sum().backward()
+        assert (layer.weight.grad.abs().sum().item() > 0) is moves, name
+
+
+# --- gated units ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GATED))
+def test_gated_unit_owns_two_projections(name: str) -> None:
+    entry = ACTIVATIONS.get(name)
+    assert entry.description.strip()
+    assert entry.hyperparameters == {}
+    unit = ACTIVATIONS.create(name, 5, 3)
+    assert isinstance(unit, GatedLinearUnit)
+    assert sum(p.numel() for p in unit.parameters()) == 2 * (5 * 3 + 3)
+    assert unit(torch.zeros(2, 5)).shape == (2, 3)
+
+
+def _gated_formula(name: str, unit: GatedLinearUnit, x: torch.Tensor) -> torch.Tensor:
+    f, _ = FORMULAS[GATED[name]]
+    w, b = unit.gate.weight, unit.gate.bias
+    v, c = unit.value.weight, unit.value.bias
+    return f(x @ w.T + b) * (x @ v.T + c)
+
+
+@pytest.mark.parametrize("name", sorted(GATED))
+def test_gated_value_matches_formula(name: str) -> None:
+    torch.manual_seed(0)
+    unit = ACTIVATIONS.create(name, 6, 4).double()
+    x = torch.randn(10, 6, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), _gated_formula(name, unit, x), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(GATED))
+def test_gated_gradient_matches_formula(name: str) -> None:
+    """d/dx sum(act(g) * v) = (act'(g) * v) W + act(g) V, with g = xW + b, v = xV + c."""
+    torch.manual_seed(0)
+    f, df = FORMULAS[GATED[name]]
+    unit = ACTIVATIONS.create(name, 6, 4).double()
+    x = torch.randn(10, 6, dtype=torch.float64, requires_grad=True)
+    unit(x).sum().backward()
+    with torch.no_grad():
+        w, v = unit.gate.weight, unit.value.weight
+        g, val = x @ w.T + unit.gate.bias, x @ v.T + unit.value.bias
+        expected = (df(g) * val) @ w + f(g) @ v
+    torch.testing.assert_close(x.grad, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_glu_matches_torch_glu_on_the_concatenated_projection() -> None:
+    """Ours computes sigmoid(gate) * value; torch's F.glu(a ++ b) computes a * sigmoid(b)."""
+    torch.manual_seed(0)
+    unit = ACTIVATIONS.create("glu", 6, 4).double()
+    x = torch.randn(10, 6, dtype=torch.float64)
+    with torch.no_grad():
+        both = torch.cat([unit.value(x), unit.gate(x)], dim=-1)
+        torch.testing.assert_close(unit(x), nn.functional.glu(both, dim=-1))

@@ -63,7 +63,7 @@ BAD = {
     "unknown problem": ("problem: digits_mpl", ["problem", "did you mean digits_mlp"]),
     "hyperparameter the optimizer lacks": (
         "grid: {optimizer: [{name: adam, momentum: 0.9}]}",
-        ["grid.optimizer[0].momentum", "adam", "allowed: lr, beta1"],
+        ["grid.optimizer[0].momentum", "adam", "allowed: beta1, beta2"],
     ),
     "bad objective": (
         "objective: {metric: val/acc, direction: up}",

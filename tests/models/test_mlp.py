@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from dlbench.components import ACTIVATIONS, NORMS
+from dlbench.components import ACTIVATIONS, INITIALIZERS, NORMS
+from dlbench.components.activations import GatedLinearUnit, is_gated
 from dlbench.errors import ConfigError
-from dlbench.models import MLP
+from dlbench.models import MLP, gated_width
+from dlbench.models.mlp import linear_params
 
 
 def n_params(model: nn.Module) -> int:
@@ -136,13 +138,33 @@ def test_no_norm_layers_by_default() -> None:
     assert not any(isinstance(m, norm_types) for m in model.modules())
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS.names())
+@pytest.mark.parametrize("activation", [n for n in ACTIVATIONS.names() if not is_gated(n)])
 def test_activation_name_is_plumbed(activation: str) -> None:
     model = MLP(12, 3, width=8, depth=2, activation=activation)
     cls = type(ACTIVATIONS.create(activation))
     # Flatten, then (Linear, norm, activation) per hidden layer, then the output Linear.
     assert type(model.net[3]) is cls
     assert type(model.net[6]) is cls
+
+
+@pytest.mark.parametrize("activation", [n for n in ACTIVATIONS.names() if is_gated(n)])
+def test_gated_activation_replaces_linear_and_activation(activation: str) -> None:
+    model = MLP(12, 3, width=8, depth=2, activation=activation, norm="layernorm")
+    h = model.hidden_width
+    # Flatten, then (gated unit, norm) per hidden layer, then the output Linear.
+    assert [type(m) for m in model.net] == [
+        nn.Flatten,
+        GatedLinearUnit,
+        nn.LayerNorm,
+        GatedLinearUnit,
+        nn.LayerNorm,
+        nn.Linear,
+    ]
+    inner = type(ACTIVATIONS.create(activation, 1, 1).activation)
+    assert all(type(model.net[i].activation) is inner for i in (1, 3))
+    assert (model.net[1].gate.in_features, model.net[1].gate.out_features) == (12, h)
+    assert (model.net[3].value.in_features, model.net[3].value.out_features) == (h, h)
+    assert (model.net[5].in_features, model.net[5].out_features) == (h, 3)
 
 
 def test_init_name_is_plumbed() -> None:
@@ -169,3 +191,132 @@ def test_batchnorm_mlp_train_and_eval_differ() -> None:
 def test_mlp_rejects_norm_without_1d_support() -> None:
     with pytest.raises(ValueError):
         MLP(12, 3, width=8, depth=2, norm="instancenorm")
+
+
+def test_the_notes_3_4_4_1_network_has_41_parameters() -> None:
+    model = MLP(3, 1, width=4, depth=2)
+    per_layer = [(m.weight.numel(), m.bias.numel()) for m in linears(model)]
+    assert per_layer == [(12, 4), (16, 4), (4, 1)]
+    assert n_params(model) == 41
+
+
+# --- dropout ------------------------------------------------------------------------------
+
+
+def test_dropout_follows_each_hidden_activation() -> None:
+    model = MLP(12, 3, width=8, depth=2, activation="tanh", dropout=0.5)
+    assert [type(m) for m in model.net] == [
+        nn.Flatten,
+        *[nn.Linear, nn.Identity, nn.Tanh, nn.Dropout] * 2,
+        nn.Linear,
+    ]
+    assert all(m.p == 0.5 for m in model.net if isinstance(m, nn.Dropout))
+    # No parameters added; none inserted at the default rate 0.
+    assert n_params(model) == expected_params(12, 3, 8, 2)
+    assert not any(isinstance(m, nn.Dropout) for m in MLP(12, 3, width=8).modules())
+
+
+def test_dropout_is_active_in_train_mode_only() -> None:
+    torch.manual_seed(0)
+    model = MLP(12, 3, width=32, depth=2, dropout=0.5)
+    x = torch.randn(8, 12)
+    assert not torch.allclose(model.train()(x), model.train()(x))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_invalid_dropout_is_a_config_error(p: float) -> None:
+    with pytest.raises(ConfigError, match="dropout"):
+        MLP(12, 3, dropout=p)
+
+
+# --- gated activations: the parameter-matched width -----------------------------------------
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "geglu", "glu"])
+@pytest.mark.parametrize(
+    ("n_in", "n_out", "width", "depth"),
+    [(64, 10, 64, 2), (64, 10, 64, 1), (64, 10, 128, 3), (3, 1, 16, 2), (784, 10, 256, 2)],
+)
+def test_gated_mlp_has_about_the_parameters_of_the_relu_mlp(
+    activation: str, n_in: int, n_out: int, width: int, depth: int
+) -> None:
+    relu = n_params(MLP(n_in, n_out, width=width, depth=depth))
+    gated = MLP(n_in, n_out, width=width, depth=depth, activation=activation)
+    assert gated.hidden_width == gated_width(n_in, n_out, width, depth) < width
+    assert abs(n_params(gated) - relu) / relu < 0.05
+    # The count is the documented formula: two projections per hidden layer.
+    assert n_params(gated) == linear_params(n_in, n_out, [gated.hidden_width] * depth, True)
+
+
+def test_gated_width_of_the_default_digits_mlp() -> None:
+    assert gated_width(64, 10, 64, 2) == 40
+    assert n_params(MLP(64, 10, activation="swiglu")) == 8890  # against 8970 for relu
+
+
+@pytest.mark.parametrize("width", [30, 96, 300])
+def test_gated_width_is_shazeers_two_thirds_for_one_square_layer(width: int) -> None:
+    """in = out = d, one hidden layer: 3 d h + ... = 2 d w + ..., so h ~ 2/3 w."""
+    assert abs(gated_width(width, width, width, 1) - 2 * width / 3) <= 1
+
+
+def test_gated_width_is_the_closest_match() -> None:
+    target = linear_params(64, 10, [64, 64], gated=False)
+    h = gated_width(64, 10, 64, 2)
+
+    def miss(k: int) -> int:
+        return abs(linear_params(64, 10, [k, k], gated=True) - target)
+
+    assert miss(h) <= min(miss(h - 1), miss(h + 1))
+
+
+def test_gated_width_is_unchanged_at_depth_zero() -> None:
+    assert gated_width(64, 10, 64, 0) == 64
+    assert n_params(MLP(64, 10, depth=0, activation="swiglu")) == 650
+
+
+def test_gated_norm_error_names_the_matched_width() -> None:
+    # groupnorm needs 8 | width; 64 is fine but its gated width 40 ... is too: use 48 -> 29.
+    h = gated_width(64, 10, 48, 2)
+    assert h % 8
+    with pytest.raises(ConfigError, match=f"hidden width {h} is parameter-matched to width=48"):
+        MLP(64, 10, width=48, activation="swiglu", norm="groupnorm")
+
+
+# --- step units ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("activation", "moves"), [("step", False), ("step_ste", True)])
+def test_step_mlp_hidden_layers_get_no_gradient(activation: str, moves: bool) -> None:
+    """The perceptron's step passes no gradient down; the straight-through one does."""
+    torch.manual_seed(0)
+    model = MLP(12, 3, width=8, depth=2, activation=activation)
+    x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    first, second, last = linears(model)
+    assert last.weight.grad.abs().sum() > 0
+    for layer in (first, second):
+        assert (layer.weight.grad.abs().sum().item() > 0) is moves
+
+
+# --- every component name ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", [n.name for n in NORMS if 1 in n.flags["dims"]])
+@pytest.mark.parametrize("activation", ACTIVATIONS.names())
+def test_every_activation_and_norm_builds_and_trains(activation: str, norm: str) -> None:
+    # Width 64 so that a gated MLP's matched width (40) is divisible by groupnorm's 8
+    # groups; at other widths gated + groupnorm can be a ConfigError (tested above).
+    torch.manual_seed(0)
+    model = MLP(64, 10, width=64, depth=2, activation=activation, norm=norm, dropout=0.1)
+    out = model(torch.randn(4, 64))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    assert linears(model)[-1].weight.grad is not None
+
+
+@pytest.mark.parametrize("init", INITIALIZERS.names())
+def test_every_init_builds(init: str) -> None:
+    model = MLP(12, 3, width=16, depth=2, activation="swiglu", init=init)
+    assert model(torch.randn(4, 12)).shape == (4, 3)

@@ -7,9 +7,13 @@ catalogue that `dlbench list` prints and study files are validated against.
 from __future__ import annotations
 
 from dlbench.components.activations import ACTIVATIONS
+from dlbench.components.augmentations import AUGMENTATIONS
 from dlbench.components.initializers import INITIALIZERS
+from dlbench.components.losses import LOSSES
 from dlbench.components.norms import NORMS
 from dlbench.components.optimizers import OPTIMIZERS
+from dlbench.components.regularizers import REGULARIZERS
+from dlbench.components.schedules import LR_SCALING, SCHEDULES
 from dlbench.registry import Registry
 
 # Study-file key -> registry. The key is what a study file writes (`init: he_normal`).
@@ -18,6 +22,22 @@ FAMILIES: dict[str, Registry] = {
     "init": INITIALIZERS,
     "norm": NORMS,
     "activation": ACTIVATIONS,
+    "loss": LOSSES,
+    "regularizer": REGULARIZERS,
+    "schedule": SCHEDULES,
+    "lr_scaling": LR_SCALING,
+    "augmentation": AUGMENTATIONS,
 }
 
-__all__ = ["ACTIVATIONS", "FAMILIES", "INITIALIZERS", "NORMS", "OPTIMIZERS"]
+__all__ = [
+    "ACTIVATIONS",
+    "AUGMENTATIONS",
+    "FAMILIES",
+    "INITIALIZERS",
+    "LOSSES",
+    "LR_SCALING",
+    "NORMS",
+    "OPTIMIZERS",
+    "REGULARIZERS",
+    "SCHEDULES",
+]

@@ -138,5 +138,9 @@ def check_setting(problem: Entry, key: str, value: Any) -> Any:
     allowed = allowed_keys(problem)
     if key not in allowed:
         raise ConfigError(unknown_message(f"setting of problem {problem.name!r}:", key, allowed))
-    rule = RULES.get(key) or _like(problem.hyperparameters.get(key))
-    return rule(value)
+    return check_hyperparameter(key, problem.hyperparameters.get(key), value)
+
+
+def check_hyperparameter(name: str, default: Any, value: Any) -> Any:
+    """A component or problem keyword: its rule if it has one, else the default's type."""
+    return (RULES.get(name) or _like(default))(value)

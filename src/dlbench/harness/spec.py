@@ -31,7 +31,7 @@ import yaml
 
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.harness.settings import TRAINING_KEYS, check_setting
+from dlbench.harness.settings import TRAINING_KEYS, check_hyperparameter, check_setting
 from dlbench.problems import PROBLEMS
 
 TOP_KEYS = ("name", "description", "problem", "fixed", "grid", "seeds", "objective", "smoke")
@@ -209,9 +209,14 @@ def _build(raw: dict, source: str, sha: str) -> StudySpec:
     except ConfigError as err:
         raise err.at(key="problem") from None
 
-    fixed = {}
+    fixed: dict[str, Any] = {}
     for key, value in _mapping(raw, "fixed").items():
-        fixed[key] = _checked(problem, key, value, f"fixed.{key}")
+        if isinstance(value, dict) and key in FAMILIES:
+            if "label" in value:
+                raise ConfigError("labels belong to grid values", key=f"fixed.{key}.label")
+            fixed.update(_component(problem, key, value, f"fixed.{key}"))
+        else:
+            fixed[key] = _checked(problem, key, value, f"fixed.{key}")
     grid = {axis: _axis(problem, axis, values) for axis, values in _mapping(raw, "grid").items()}
     for axis in grid:
         if axis in fixed:
@@ -268,28 +273,44 @@ def _arm_from_mapping(problem: Any, axis: str, value: dict, at: str) -> Arm:
             f"{axis!r} takes plain values",
             key=at,
         )
-    if "name" not in value:
-        raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[axis].names())}", key=at)
-    settings = {axis: _checked(problem, axis, value["name"], f"{at}.name")}
-    component = FAMILIES[axis].get(value["name"])
-    for key, setting in value.items():
-        if key in ("name", "label"):
-            continue
-        if (
-            axis == "optimizer"
-            and key not in TRAINING_KEYS
-            and key not in component.hyperparameters
-        ):
-            raise ConfigError(
-                f"optimizer {component.name!r} takes no {key!r}; "
-                f"allowed: {', '.join(component.hyperparameters)}",
-                key=f"{at}.{key}",
-            )
-        settings[key] = _checked(problem, key, setting, f"{at}.{key}")
-    label = value.get("label", value["name"])
+    label = value.get("label", value.get("name"))
     if not isinstance(label, str) or not label:
         raise ConfigError("must be a non-empty string", key=f"{at}.label")
+    settings = _component(problem, axis, {k: v for k, v in value.items() if k != "label"}, at)
     return Arm(label, MappingProxyType(settings))
+
+
+def _component(problem: Any, family: str, value: dict, at: str) -> dict[str, Any]:
+    """``{name: X, ...}`` as settings: the name under ``family``, then X's own settings.
+
+    Optimizer hyperparameters are flat settings (``momentum``, ``beta1``; an optimizer
+    arm may also set ``lr`` or other training keys); every other family's are
+    namespaced (``augmentation.alpha``), since names like ``alpha`` or ``p`` recur.
+    """
+    if "name" not in value:
+        raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[family].names())}", key=at)
+    settings = {family: _checked(problem, family, value["name"], f"{at}.name")}
+    component = FAMILIES[family].get(value["name"])
+    takes = component.hyperparameters
+    for key, setting in value.items():
+        if key == "name":
+            continue
+        if family == "optimizer" and key in TRAINING_KEYS:
+            settings[key] = _checked(problem, key, setting, f"{at}.{key}")
+        elif key not in takes or key == "lr":
+            raise ConfigError(
+                f"{family} {component.name!r} takes no {key!r}; allowed: "
+                f"{', '.join(k for k in takes if k != 'lr') or 'none'}",
+                key=f"{at}.{key}",
+            )
+        elif family == "optimizer":
+            settings[key] = _checked(problem, key, setting, f"{at}.{key}")
+        else:
+            try:
+                settings[f"{family}.{key}"] = check_hyperparameter(key, takes[key], setting)
+            except ConfigError as err:
+                raise ConfigError(err.message, key=f"{at}.{key}") from None
+    return settings
 
 
 def _seeds(value: Any) -> tuple[int, ...]:

@@ -46,26 +46,35 @@ def open_study(name: str, direction: str, storage: str | None = None) -> optuna.
     )
 
 
-def _alive(trial: FrozenTrial) -> bool:
-    """Whether the process that claimed a RUNNING trial may still be working on it.
+def worker_alive(host: str | None, pid: object) -> bool:
+    """Whether the process ``pid`` on ``host`` may still be working.
 
-    Only a claim made on this host can be checked (its pid); others count as alive.
+    Only a process on this host can be checked; one elsewhere counts as alive.
     """
-    if trial.user_attrs.get(HOST) != socket.gethostname():
+    if host != socket.gethostname():
         return True
     try:
-        os.kill(int(trial.user_attrs.get(PID, -1)), 0)
-    except (ProcessLookupError, ValueError, OverflowError):
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):
         return False
     except PermissionError:
         return True
     return True
 
 
+def worker_tags() -> dict[str, str]:
+    """Who is working: recorded on trials and MLflow runs alike, read by ``worker_alive``."""
+    return {HOST: socket.gethostname(), PID: str(os.getpid())}
+
+
 def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials whose worker on this host is gone (killed or crashed)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return [t for t in running if CELL in t.user_attrs and not _alive(t)]
+    return [
+        t
+        for t in running
+        if CELL in t.user_attrs and not worker_alive(t.user_attrs.get(HOST), t.user_attrs.get(PID))
+    ]
 
 
 def release(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -101,8 +110,8 @@ def claim(study: optuna.Study) -> Trial | None:
         # Another worker took the last waiting trial first and ask() made a fresh one.
         study.tell(trial, state=TrialState.FAIL)
         return None
-    trial.set_user_attr(HOST, socket.gethostname())
-    trial.set_user_attr(PID, os.getpid())
+    for key, value in worker_tags().items():
+        trial.set_user_attr(key, value)
     return trial
 
 

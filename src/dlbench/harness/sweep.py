@@ -57,9 +57,8 @@ def run_study(
     study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
     tracker = Tracker(spec, uri)
     for trial in storage.stale_trials(study):
-        if run_id := trial.user_attrs.get(storage.MLFLOW_RUN):
-            tracker.abandon(run_id, "interrupted: the worker running this cell stopped")
         storage.release(study, trial)
+    tracker.abandon_orphans("interrupted: the worker running this cell stopped")
     todo = storage.pending(study, cells)
     attempts = _attempts(study)
     done: list[CellReport] = []

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 import dlbench
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
+from dlbench.harness.storage import HOST, PID, worker_alive, worker_tags
 from dlbench.records import (
     ARM,
     ATTEMPT,
@@ -118,6 +119,7 @@ class Tracker:
             AXES: ",".join(cell.arm),
             **{ARM + axis: label for axis, label in cell.arm.items()},
             **environment_tags(),
+            **worker_tags(),
         }
         run = self.client.create_run(self.experiment_id, run_name=cell.label, tags=tags)
         params = {"problem": cell.problem, "seed": cell.seed, **cell.settings}
@@ -135,6 +137,18 @@ class Tracker:
             self.client.log_metric(run_id, OBJECTIVE_METRIC, objective)
         status = "FAILED" if outcome == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status)
+
+    def abandon_orphans(self, reason: str) -> None:
+        """Close cell runs left RUNNING by a worker on this host that no longer exists."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE}` = 'cell' and attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in found:
+            tags = run.data.tags
+            if not worker_alive(tags.get(HOST), tags.get(PID)):
+                self.abandon(run.info.run_id, reason)
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close a run whose worker died mid-cell, so nothing stays RUNNING forever."""

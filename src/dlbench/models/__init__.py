@@ -1,5 +1,22 @@
 """Plain ``nn.Module`` models assembled from components; no Lightning here."""
 
-from dlbench.models.mlp import MLP
+from dlbench.models.autoencoder import AutoEncoder
+from dlbench.models.cnn import CNN, MinPool2d
+from dlbench.models.linear import LinearRegression, LogisticRegression, SoftmaxRegression
+from dlbench.models.mlp import MLP, gated_width
+from dlbench.models.resnet import BasicBlock, ResNet
+from dlbench.models.rnn import SequenceModel
 
-__all__ = ["MLP"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "AutoEncoder",
+    "BasicBlock",
+    "LinearRegression",
+    "LogisticRegression",
+    "MinPool2d",
+    "ResNet",
+    "SequenceModel",
+    "SoftmaxRegression",
+    "gated_width",
+]
