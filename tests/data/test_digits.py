@@ -91,7 +91,7 @@ def test_train_is_standardized(flat: DigitsDataModule, splits: dict) -> None:
 
 
 def test_val_and_test_use_training_statistics(flat: DigitsDataModule, splits: dict) -> None:
-    x_train = splits["train"][0]
+    x_train = splits["train"][0].astype(np.float64)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1.0
     for name in ("val", "test"):

@@ -1,6 +1,34 @@
-"""LightningDataModules for the embedded and synthetic data, and the in-memory loader."""
+"""LightningDataModules: embedded digits, seeded synthetic problems, torchvision datasets.
 
+All serve in-memory tensors through ``InMemoryLoader`` (no DataLoader workers).
+"""
+
+from dlbench.data.base import InMemoryDataModule, standardize, train_statistics
 from dlbench.data.digits import DigitsDataModule
 from dlbench.data.memory import InMemoryLoader
+from dlbench.data.synthetic import (
+    AddingProblemDataModule,
+    PolynomialDataModule,
+    SpiralsDataModule,
+    TrendDataModule,
+    TwoMoonsDataModule,
+    XorDataModule,
+)
+from dlbench.data.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
-__all__ = ["DigitsDataModule", "InMemoryLoader"]
+__all__ = [
+    "AddingProblemDataModule",
+    "CIFAR10DataModule",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "InMemoryDataModule",
+    "InMemoryLoader",
+    "MNISTDataModule",
+    "PolynomialDataModule",
+    "SpiralsDataModule",
+    "TrendDataModule",
+    "TwoMoonsDataModule",
+    "XorDataModule",
+    "standardize",
+    "train_statistics",
+]

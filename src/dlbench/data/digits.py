@@ -8,22 +8,25 @@ get std 1), the notes' "normalization with training statistics".
 
 from __future__ import annotations
 
-from typing import Literal
+from functools import cache
 
-import lightning as L
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from torch import Tensor
 
-from dlbench.data.memory import InMemoryLoader
+from dlbench.data.base import InMemoryDataModule, Layout, standardize
 
 SPLIT_SEED = 0  # fixed on purpose: the split is part of the problem, not of the run
-Layout = Literal["flat", "image", "sequence"]
 
 
+@cache
 def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The fixed stratified 60/20/20 split as float32 features in [0, 16] and int64 labels."""
+    """The fixed stratified 60/20/20 split as float32 features in [0, 16] and int64 labels.
+
+    Cached: every cell of a sweep reuses it. Callers must not modify the arrays.
+    """
     x, y = load_digits(return_X_y=True)
     x, y = x.astype(np.float32), y.astype(np.int64)
     x_train, x_rest, y_train, y_rest = train_test_split(
@@ -35,49 +38,24 @@ def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """The digits as flat 64-vectors, 1x8x8 images or 8-step row sequences."""
 
+    task = "classification"
     num_classes = 10
 
     def __init__(self, *, batch_size: int | None = 64, layout: Layout = "flat", seed: int = 0):
-        super().__init__()
-        self.layout, self.seed = layout, seed
-        splits = digits_splits()
-        mean = splits["train"][0].mean(axis=0)
-        std = splits["train"][0].std(axis=0)
-        std[std == 0] = 1.0
-        self.tensors = {
-            name: (torch.from_numpy(self._shape((x - mean) / std)), torch.from_numpy(y))
-            for name, (x, y) in splits.items()
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.layout = layout
+        splits = {
+            name: (torch.from_numpy(x), torch.from_numpy(y))
+            for name, (x, y) in digits_splits().items()
         }
-        # None means full batch: the whole training set in one step (gradient descent).
-        self.batch_size = batch_size or len(self.tensors["train"][0])
+        self.tensors = {name: (self._shape(x), y) for name, (x, y) in standardize(splits).items()}
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.tensors["train"][0].shape[1:])
-
-    def _shape(self, x: np.ndarray) -> np.ndarray:
+    def _shape(self, x: Tensor) -> Tensor:
         if self.layout == "image":
             return x.reshape(-1, 1, 8, 8)
         if self.layout == "sequence":
             return x.reshape(-1, 8, 8)
         return x
-
-    def _loader(self, split: str) -> InMemoryLoader:
-        x, y = self.tensors[split]
-        if split == "train":
-            loader = InMemoryLoader(x, y, self.batch_size, shuffle=True, seed=self.seed)
-        else:  # evaluation results do not depend on batching, so use one batch
-            loader = InMemoryLoader(x, y, len(x))
-        return loader.to(self.trainer.strategy.root_device) if self.trainer else loader
-
-    def train_dataloader(self) -> InMemoryLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> InMemoryLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> InMemoryLoader:
-        return self._loader("test")
