@@ -58,6 +58,34 @@ BAD = {
         "fixed: {optimizer: [sgd]}",
         ["fixed.optimizer", "unknown optimizer ['sgd']", "allowed: adagrad"],
     ),
+    "groupnorm groups not dividing the width": (
+        "fixed: {norm: groupnorm, width: 12}",
+        ["settings", "groups=8 must divide the width 12"],
+    ),
+    "norm for the wrong kind of input": (
+        "grid: {norm: [batchnorm, instancenorm]}",
+        ["grid cell 'instancenorm'", "needs 2-D feature maps", "allowed for MLPs"],
+    ),
+    "image augmentation on tabular input": (
+        "fixed: {augmentation: crop}",
+        ["settings", "augmentation 'crop' needs images (C, H, W)", "(64,)"],
+    ),
+    "loss that does not fit the task": (
+        "fixed: {loss: bce}",
+        ["loss 'bce'", "does not fit task 'classification'", "cross_entropy"],
+    ),
+    "label mixing with a hard-label loss": (
+        "fixed: {augmentation: mixup, loss: nll}",
+        ["augmentation 'mixup' mixes labels", "cross_entropy"],
+    ),
+    "misspelt component hyperparameter": (
+        "fixed: {augmentation: {name: mixup, alpah: 0.2}}",
+        ["fixed.augmentation.alpah", "takes no 'alpah'", "allowed: alpha"],
+    ),
+    "hyperparameter of a component built inside the model": (
+        "fixed: {norm: {name: groupnorm, groups: 4}}",
+        ["fixed.norm.groups", "built inside the model", "groups=8"],
+    ),
     "wrong type": ("fixed: {epochs: ten}", ["fixed.epochs", "integer >= 1", "'ten'"]),
     "negative epochs": ("fixed: {epochs: -3}", ["fixed.epochs", "integer >= 1", "-3"]),
     "unknown problem": ("problem: digits_mpl", ["problem", "did you mean digits_mlp"]),
@@ -116,6 +144,21 @@ def test_missing_study_lists_the_known_ones(
     assert "unknown study 'tiyn'" in err and "did you mean tiny" in err
     assert main(["run", "nowhere.yaml"]) == 2
     assert "nowhere.yaml: no such study file" in capsys.readouterr().err
+
+
+def test_component_hyperparameters_resolve_per_cell(workdir: Path) -> None:
+    from dlbench.harness.grid import expand
+
+    text = "name: c\nproblem: digits_cnn\nfixed: {augmentation: {name: mixup, alpha: 0.2}}\n"
+    text += "grid: {augmentation: [crop, {name: mixup, alpha: 0.4, label: mix4}]}\n"
+    spec = load_study(
+        write_study(workdir, text.replace("fixed: {augmentation: {name: mixup, alpha: 0.2}}\n", ""))
+    )
+    crop, mix = expand(spec)
+    assert crop.component_kwargs("augmentation") == {"padding": 1}
+    assert mix.component_kwargs("augmentation") == {"alpha": 0.4}
+    assert mix.arm == {"augmentation": "mix4"}
+    assert crop.settings["regularizer"] == "none" and crop.settings["schedule"] == "constant"
 
 
 def test_errors_point_at_smoke_block_and_set(workdir: Path) -> None:

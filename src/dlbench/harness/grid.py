@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from dlbench.components import OPTIMIZERS
-from dlbench.harness.settings import optimizer_keys
+from dlbench.components import FAMILIES, OPTIMIZERS
+from dlbench.harness.settings import (
+    MODEL_FAMILIES,
+    TRAINING_DEFAULTS,
+    optimizer_keys,
+)
 from dlbench.harness.spec import StudySpec
 from dlbench.problems import PROBLEMS
+
+# Families the runner builds with the cell's hyperparameters (not optimizer: flat keys).
+RUNNER_FAMILIES = [f for f in FAMILIES if f != "optimizer" and f not in MODEL_FAMILIES]
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ class Cell:
         taken = OPTIMIZERS.get(self.settings["optimizer"]).hyperparameters
         return {k: v for k, v in self.settings.items() if k in taken and k != "lr"}
 
+    def component_kwargs(self, family: str) -> dict[str, Any]:
+        """The hyperparameters of the cell's ``family`` component (``augmentation.alpha`` -> alpha)."""
+        prefix = family + "."
+        return {k.removeprefix(prefix): v for k, v in self.settings.items() if k.startswith(prefix)}
+
     @property
     def problem_kwargs(self) -> dict[str, Any]:
         """The settings that go to the problem factory (model and data keywords)."""
@@ -59,7 +71,8 @@ class Cell:
 
 def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Fixed settings, then each arm's, then every default filled in (so MLflow records all)."""
-    settings = dict(spec.fixed)
+    settings = dict(TRAINING_DEFAULTS)
+    settings.update(spec.fixed)
     for arm_settings in arms.values():
         settings.update(arm_settings)
     settings = {**PROBLEMS.get(spec.problem).hyperparameters, **settings}
@@ -70,6 +83,15 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str,
     for key, default in optimizer.items():
         if key != "lr":
             settings.setdefault(key, default)
+    # Namespaced hyperparameters (``augmentation.alpha``): the chosen component's, with
+    # its defaults filled in; those of a component the cell does not use are dropped.
+    for family in RUNNER_FAMILIES:
+        takes = FAMILIES[family].get(settings[family]).hyperparameters
+        for key in [k for k in settings if k.startswith(family + ".")]:
+            if key.removeprefix(family + ".") not in takes:
+                del settings[key]
+        for key, default in takes.items():
+            settings.setdefault(f"{family}.{key}", default)
     return dict(sorted(settings.items()))
 
 

@@ -7,14 +7,23 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import MLFlowLogger
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from dlbench.harness.grid import Cell
+from dlbench.components import AUGMENTATIONS, LOSSES, REGULARIZERS
+from dlbench.components.augmentations import check_compatible
+from dlbench.components.losses import check_pairing
+from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_lr
+from dlbench.errors import ConfigError
+from dlbench.harness.grid import Cell, expand
 from dlbench.harness.settings import FULL_BATCH
-from dlbench.harness.spec import Objective
-from dlbench.problems import PROBLEMS
+from dlbench.harness.spec import Objective, StudySpec
+from dlbench.problems import PROBLEMS, Setup
 from dlbench.systems import SupervisedSystem
 
 # Lightning announces devices and tips once per Trainer: noise inside a sweep.
@@ -42,32 +51,130 @@ def summarize(values: list[float], objective: Objective) -> float:
     return max(values) if objective.direction == "maximize" else min(values)
 
 
+def build(cell: Cell) -> tuple[Setup, SupervisedSystem]:
+    """The cell's problem and system, every component built from its settings.
+
+    Cheap (no data is read for file-backed datasets), so validation builds every cell
+    once: a combination that cannot work fails here, before anything runs.
+    """
+    settings = cell.settings
+    entry = PROBLEMS.get(cell.problem)
+    task = entry.flags["task"]
+    batch_size = settings["batch_size"]
+    regularizer = REGULARIZERS.create(
+        settings["regularizer"], **cell.component_kwargs("regularizer")
+    )
+    setup = PROBLEMS.create(
+        cell.problem,
+        None if batch_size == FULL_BATCH else batch_size,
+        cell.seed,
+        regularizer.dropout,
+        **cell.problem_kwargs,
+    )
+    check_pairing(settings["loss"], task)
+    check_compatible(settings["augmentation"], entry.flags["input_shape"])
+    num_classes = getattr(setup.datamodule, "num_classes", None) or 0
+    augmentation = AUGMENTATIONS.create(
+        settings["augmentation"], num_classes, **cell.component_kwargs("augmentation")
+    )
+    mixes = AUGMENTATIONS.get(settings["augmentation"]).flags.get("soft_labels")
+    if mixes and not LOSSES.get(settings["loss"]).flags.get("soft_targets"):
+        raise ConfigError(
+            f"augmentation {settings['augmentation']!r} mixes labels; loss "
+            f"{settings['loss']!r} needs hard ones (use cross_entropy or kl_div)"
+        )
+    schedule_kwargs = cell.component_kwargs("schedule")
+    lr_multiplier(
+        settings["schedule"],
+        steps_per_epoch=1,
+        epochs=settings["epochs"],
+        warmup_epochs=settings["warmup_epochs"],
+        **schedule_kwargs,
+    )  # checks values
+    system = SupervisedSystem(
+        setup.model,
+        LOSSES.create(settings["loss"], **cell.component_kwargs("loss")),
+        optimizer=settings["optimizer"],
+        lr=effective_lr(cell, setup),
+        optimizer_hparams=cell.optimizer_hparams,
+        classification=task == "classification",
+        reconstruct=setup.reconstruct,
+        regularizer=regularizer,
+        augmentation=None if settings["augmentation"] == "none" else augmentation,
+        scheduler=partial(
+            _scheduler, settings["schedule"], settings["warmup_epochs"], schedule_kwargs
+        ),
+    )
+    return setup, system
+
+
+def checked_cells(spec: StudySpec) -> list[Cell]:
+    """The study's cells, each distinct one built once (seed aside), so that impossible
+    combinations are refused before anything runs, naming the file and the cell."""
+    cells = expand(spec)
+    seen: set[str] = set()
+    for cell in cells:
+        key = " ".join(cell.arm.values())
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build(cell)
+        except ConfigError as err:
+            where = f"grid cell '{key}'" if key else "settings"
+            raise ConfigError(err.message, source=spec.source, key=where) from None
+    return cells
+
+
+def _scheduler(
+    schedule: str,
+    warmup_epochs: float,
+    kwargs: dict[str, Any],
+    optimizer: Optimizer,
+    steps_per_epoch: int,
+    epochs: int,
+) -> LRScheduler:
+    return build_scheduler(
+        optimizer,
+        schedule,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        warmup_epochs=warmup_epochs,
+        **kwargs,
+    )
+
+
+def effective_lr(cell: Cell, setup: Setup) -> float:
+    """The cell's lr after the batch-size scaling rule (``lr_scaling``), if any."""
+    rule = cell.settings["lr_scaling"]
+    if rule == "none":
+        return cell.settings["lr"]
+    if "base_batch_size" not in cell.settings:
+        raise ConfigError(f"lr_scaling {rule!r} needs base_batch_size (the batch size lr is for)")
+    batch_size = cell.settings["batch_size"]
+    if batch_size == FULL_BATCH:
+        if not setup.datamodule.tensors:
+            setup.datamodule.setup("fit")
+        batch_size = len(setup.datamodule.tensors["train"][0])
+    return scaled_lr(cell.settings["lr"], batch_size, cell.settings["base_batch_size"], rule)
+
+
 def run_cell(
     cell: Cell, objective: Objective, *, run_id: str, tracking_uri: str, accelerator: str = "auto"
 ) -> Result:
     """Train ``cell``; metrics go to the MLflow run ``run_id``. Exceptions propagate."""
     start = time.perf_counter()
     L.seed_everything(cell.seed, verbose=False)
-    batch_size = cell.settings["batch_size"]
-    setup = PROBLEMS.create(
-        cell.problem,
-        None if batch_size == FULL_BATCH else batch_size,
-        cell.seed,
-        **cell.problem_kwargs,
-    )
-    system = SupervisedSystem(
-        setup.model,
-        setup.loss,
-        optimizer=cell.settings["optimizer"],
-        lr=cell.settings["lr"],
-        optimizer_hparams=cell.optimizer_hparams,
-        classification=setup.classification,
-    )
+    setup, system = build(cell)
+    logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
+    if system.lr != cell.settings["lr"]:
+        logger.log_hyperparams({"lr_effective": system.lr})
     trainer = L.Trainer(
         max_epochs=cell.settings["epochs"],
         accelerator=accelerator,
         devices=1,
-        logger=MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id),
+        logger=logger,
+        callbacks=system.regularizer.callbacks(),
         enable_checkpointing=False,
         enable_progress_bar=False,  # the sweep draws one bar for all cells
         enable_model_summary=False,

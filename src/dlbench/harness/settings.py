@@ -17,7 +17,29 @@ from dlbench.errors import ConfigError, unknown_message
 from dlbench.registry import Entry
 
 FULL_BATCH = "full"
-TRAINING_KEYS = ("optimizer", "lr", "epochs", "batch_size")
+TRAINING_KEYS = (
+    "optimizer",
+    "lr",
+    "epochs",
+    "batch_size",
+    "loss",
+    "regularizer",
+    "schedule",
+    "warmup_epochs",
+    "augmentation",
+    "lr_scaling",
+    "base_batch_size",
+)
+# Training settings a cell gets when neither the study nor the problem sets them.
+TRAINING_DEFAULTS = {
+    "regularizer": "none",
+    "schedule": "constant",
+    "warmup_epochs": 0.0,
+    "augmentation": "none",
+    "lr_scaling": "none",
+}
+# Families built inside models by name: their hyperparameters keep the defaults.
+MODEL_FAMILIES = ("init", "norm", "activation")
 
 Check = Callable[[Any], Any]
 
@@ -79,38 +101,53 @@ def _member(family: str) -> Check:
     return check
 
 
-def _like(default: Any) -> Check:
-    """A check for a problem keyword with no rule of its own: the default's type."""
-    if isinstance(default, bool):
-
-        def check_bool(value: Any) -> bool:
-            if not isinstance(value, bool):
-                raise ConfigError(f"must be true or false, got {value!r}")
-            return value
-
-        return check_bool
-    if isinstance(default, int):
-        return _integer(0)
-    if isinstance(default, float):
-        return _number()
-
-    def check_str(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(f"must be a string, got {value!r}")
+def _choice(*allowed: str) -> Check:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ConfigError(f"must be one of {', '.join(allowed)}, got {value!r}")
         return value
 
-    return check_str
+    return check
+
+
+def _like(default: Any) -> Check:
+    """A check for a keyword with no rule of its own: the default's type.
+
+    The component itself checks the value's range when it is built (every cell is
+    built once at validation), so this only keeps YAML types honest.
+    """
+    kinds: tuple[type, ...]
+    if isinstance(default, bool):
+        kinds, text = (bool,), "true or false"
+    elif isinstance(default, int):
+        return _integer(1)
+    elif isinstance(default, float):
+        return _number()
+    elif isinstance(default, str):
+        kinds, text = (str,), "a string"
+    elif isinstance(default, tuple | list):
+        kinds, text = (int, float, list), "a number or a list of numbers"
+    else:
+        return lambda value: value
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+            raise ConfigError(f"must be {text}, got {value!r}")
+        return value
+
+    return check
 
 
 # Rules for keys whose meaning is the same wherever they appear.
 RULES: dict[str, Check] = {
-    "optimizer": _member("optimizer"),
-    "init": _member("init"),
-    "norm": _member("norm"),
-    "activation": _member("activation"),
+    **{family: _member(family) for family in FAMILIES},
     "lr": _number(0.0, open_low=True),
     "epochs": _integer(1),
     "batch_size": _batch_size,
+    "base_batch_size": _integer(1),
+    "warmup_epochs": _number(0.0),
+    "pool": _choice("max", "avg", "min"),
+    "cell": _choice("rnn", "lstm", "gru"),
     "width": _integer(1),
     "depth": _integer(0),
     "momentum": _number(0.0, 1.0, open_high=True),
@@ -141,6 +178,6 @@ def check_setting(problem: Entry, key: str, value: Any) -> Any:
     return check_hyperparameter(key, problem.hyperparameters.get(key), value)
 
 
-def check_hyperparameter(name: str, default: Any, value: Any) -> Any:
-    """A component or problem keyword: its rule if it has one, else the default's type."""
-    return (RULES.get(name) or _like(default))(value)
+def check_hyperparameter(name: str, default: Any, value: Any, *, rules: bool = True) -> Any:
+    """A problem or optimizer keyword: its rule if it has one (``rules``), else the default's type."""
+    return ((RULES.get(name) if rules else None) or _like(default))(value)

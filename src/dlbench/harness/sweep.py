@@ -22,7 +22,7 @@ from rich.table import Table
 
 from dlbench.harness import storage
 from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import Result, run_cell
+from dlbench.harness.runner import Result, checked_cells, run_cell
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.tracking import Tracker
 from dlbench.records import CELL, tracking_uri
@@ -52,7 +52,7 @@ def run_study(
     """Run every unfinished cell of ``spec``; returns what this invocation ran."""
     console = console or Console(stderr=True)
     uri = tracking_uri(tracking)
-    cells = expand(spec)
+    cells = checked_cells(spec)
     by_id = {cell.id: cell for cell in cells}
     study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
     tracker = Tracker(spec, uri)

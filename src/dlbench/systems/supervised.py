@@ -1,26 +1,37 @@
-"""Supervised training of any model with any loss and any registered optimizer.
+"""Supervised training of any model with any loss, optimizer and training components.
 
-Metrics are per epoch (the unit every report plots): ``train/loss``, ``val/loss``,
-``val/acc`` (classification), then ``test/loss``/``test/acc``. Per-step values are
-summed on the device and read once an epoch, so training never waits on a
+A LightningModule built from plain parts: the model, the loss, a regularizer (penalty,
+post-step decay, weight noise), an augmentation (training batches only) and an
+optional LR scheduler factory. Metrics are per epoch (the unit every report plots):
+``train/loss``, ``val/loss``, ``val/acc`` (classification), then ``test/*``. Per-step
+values are summed on the device and read once an epoch, so training never waits on a
 host-device synchronisation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from dlbench.components import OPTIMIZERS
+from dlbench.components.augmentations import Augmentation
+from dlbench.components.regularizers import Regularizer
+
+# (optimizer, steps_per_epoch, epochs) -> a scheduler stepped after every optimizer step
+SchedulerFactory = Callable[[Optimizer, int, int], LRScheduler]
 
 
 class SupervisedSystem(L.LightningModule):
-    """model + loss + optimizer; ``task`` decides whether accuracy is measured."""
+    """model + loss + optimizer (+ regularizer, augmentation, schedule)."""
 
     def __init__(
         self,
@@ -31,14 +42,22 @@ class SupervisedSystem(L.LightningModule):
         lr: float,
         optimizer_hparams: dict[str, Any] | None = None,
         classification: bool = True,
+        reconstruct: bool = False,
+        regularizer: Regularizer | None = None,
+        augmentation: Augmentation | None = None,
+        scheduler: SchedulerFactory | None = None,
     ):
         super().__init__()
         self.model, self.loss = model, loss
         self.optimizer_name, self.lr = optimizer, lr
         self.optimizer_hparams = dict(optimizer_hparams or {})
-        self.classification = classification
+        self.classification, self.reconstruct = classification, reconstruct
+        self.regularizer = regularizer or Regularizer()
+        self.augmentation, self.scheduler_factory = augmentation, scheduler
         self._sums: dict[str, Tensor] = {}
         self._epoch_start = 0.0
+        self._perturbation = contextlib.ExitStack()
+        self._step_lr = lr
         # Epoch whose training loss was not finite; training stops there. A diverged
         # run is a result (outcome ``diverged``), not a crash.
         self.diverged_epoch: int | None = None
@@ -47,30 +66,45 @@ class SupervisedSystem(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return OPTIMIZERS.create(
+    def configure_optimizers(self) -> Any:
+        optimizer = OPTIMIZERS.create(
             self.optimizer_name, self.parameters(), lr=self.lr, **self.optimizer_hparams
         )
+        if self.scheduler_factory is None:
+            return optimizer
+        epochs = self.trainer.max_epochs
+        steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // epochs)
+        scheduler = self.scheduler_factory(optimizer, steps_per_epoch, epochs)
+        # "step": Lightning would otherwise step it once per epoch, far too slowly.
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # -- accumulation on the device, read once per epoch -------------------------------
     def _accumulate(self, stage: str, out: Tensor, y: Tensor, loss: Tensor) -> None:
-        n = torch.tensor(float(len(y)), device=loss.device)
+        n = torch.tensor(float(len(out)), device=loss.device)
         parts = {"loss": loss.detach() * n, "n": n}
         if self.classification:
-            parts["correct"] = (out.argmax(dim=1) == y).sum().to(n.dtype)
+            labels = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (mixup)
+            parts["correct"] = (out.argmax(dim=1) == labels).sum().to(n.dtype)
         for key, value in parts.items():
             name = f"{stage}/{key}"
             self._sums[name] = self._sums[name] + value if name in self._sums else value
 
     def _epoch_metrics(self, stage: str) -> dict[str, float]:
-        sums = {k.split("/")[1]: v for k, v in self._sums.items() if k.startswith(stage + "/")}
-        for key in list(self._sums):
-            if key.startswith(stage + "/"):
-                del self._sums[key]
+        prefix = stage + "/"
+        sums = {
+            k.removeprefix(prefix): self._sums.pop(k)
+            for k in list(self._sums)
+            if k.startswith(prefix)
+        }
         if not sums:
             return {}
-        values = torch.stack([sums[k] for k in sorted(sums)]).tolist()  # the one sync
-        got = dict(zip(sorted(sums), values, strict=True))
+        keys = sorted(sums)
+        got = dict(
+            zip(keys, torch.stack([sums[k] for k in keys]).tolist(), strict=True)
+        )  # one sync
         metrics = {f"{stage}/loss": got["loss"] / got["n"]}
         if "correct" in got:
             metrics[f"{stage}/acc"] = got["correct"] / got["n"]
@@ -78,6 +112,10 @@ class SupervisedSystem(L.LightningModule):
 
     def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
+        if self.reconstruct:
+            y = x
+        elif stage == "train" and self.augmentation is not None:
+            x, y = self.augmentation(x, y)
         out = self.model(x)
         loss = self.loss(out, y)
         self._accumulate(stage, out, y, loss)
@@ -88,7 +126,16 @@ class SupervisedSystem(L.LightningModule):
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step("train", batch)
+        # Weight noise stays on through forward and backward; it is lifted before the step.
+        self._perturbation.enter_context(self.regularizer.perturb(self.model))
+        return self._step("train", batch) + self.regularizer.penalty(self.model)
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        self._perturbation.close()
+        self._step_lr = optimizer.param_groups[0]["lr"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.regularizer.after_step(self.model, self._step_lr)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)
@@ -97,10 +144,9 @@ class SupervisedSystem(L.LightningModule):
         self._step("test", batch)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            self._epoch_metrics("val")
-            return
-        self._log(self._epoch_metrics("val"))
+        metrics = self._epoch_metrics("val")
+        if not self.trainer.sanity_checking:
+            self._log(metrics)
 
     def on_train_epoch_end(self) -> None:
         metrics = self._epoch_metrics("train")
