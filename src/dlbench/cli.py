@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"dlbench: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("dlbench: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
