@@ -136,3 +136,30 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path)
     ), "every cell completed exactly once"
     assert all(r.info.status != "RUNNING" for r in runs), "no run may stay RUNNING"
     assert len(runs) - len(completed) <= 1  # at most the one attempt that was killed
+
+
+def test_a_cell_with_every_training_component_runs_through_the_harness(workdir: Path) -> None:
+    text = """\
+    name: wired
+    problem: digits_cnn
+    fixed:
+      epochs: 2
+      batch_size: 128
+      channels: 8
+      norm: groupnorm
+      augmentation: {name: cutout, size: 2}
+      schedule: {name: cosine, min_factor: 0.1}
+      warmup_epochs: 1
+      lr_scaling: linear
+      base_batch_size: 64
+    grid:
+      regularizer: [{name: l2, strength: 0.001}, {name: early_stopping, patience: 1}]
+    seeds: [0]
+    """
+    spec = load_study(write_study(workdir, text))
+    done = sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu")
+    assert [d.result.outcome for d in done] == ["completed", "completed"]
+    run = next(r for r in _cell_runs(workdir, "wired") if r.data.params["regularizer"] == "l2")
+    params = run.data.params
+    assert params["regularizer.strength"] == "0.001" and params["augmentation.size"] == "2"
+    assert params["schedule.min_factor"] == "0.1" and float(params["lr_effective"]) == 0.1
