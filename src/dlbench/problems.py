@@ -152,10 +152,17 @@ def moons_mlp(
     budget=_budget("cross_entropy", 0.1, 20, 64),
 )
 def digits_linear(
-    batch_size: int | None, seed: int, dropout: float, /, *, init: str = "default"
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    init: str = "default",
+    preprocessing: str = "standardize",
 ) -> Setup:
     return Setup(
-        DigitsDataModule(batch_size=batch_size, seed=seed), SoftmaxRegression(64, 10, init=init)
+        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
+        SoftmaxRegression(64, 10, init=init),
     )
 
 
@@ -177,6 +184,7 @@ def digits_mlp(
     activation: str = "relu",
     norm: str = "none",
     init: str = "default",
+    preprocessing: str = "standardize",
 ) -> Setup:
     model = MLP(
         64,
@@ -188,7 +196,9 @@ def digits_mlp(
         init=init,
         dropout=dropout,
     )
-    return Setup(DigitsDataModule(batch_size=batch_size, seed=seed), model)
+    return Setup(
+        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing), model
+    )
 
 
 @problem(
@@ -209,6 +219,7 @@ def digits_cnn(
     activation: str = "relu",
     norm: str = "none",
     init: str = "default",
+    preprocessing: str = "standardize",
 ) -> Setup:
     model = CNN(
         1,
@@ -221,7 +232,12 @@ def digits_cnn(
         init=init,
         dropout=dropout,
     )
-    return Setup(DigitsDataModule(batch_size=batch_size, layout="image", seed=seed), model)
+    return Setup(
+        DigitsDataModule(
+            batch_size=batch_size, layout="image", seed=seed, preprocessing=preprocessing
+        ),
+        model,
+    )
 
 
 @problem(
@@ -240,9 +256,15 @@ def digits_rnn(
     cell: str = "lstm",
     hidden: int = 64,
     layers: int = 1,
+    preprocessing: str = "standardize",
 ) -> Setup:
     model = SequenceModel(8, 10, cell=cell, hidden=hidden, layers=layers)
-    return Setup(DigitsDataModule(batch_size=batch_size, layout="sequence", seed=seed), model)
+    return Setup(
+        DigitsDataModule(
+            batch_size=batch_size, layout="sequence", seed=seed, preprocessing=preprocessing
+        ),
+        model,
+    )
 
 
 @problem(
@@ -262,9 +284,14 @@ def digits_autoencoder(
     activation: str = "relu",
     norm: str = "none",
     init: str = "default",
+    preprocessing: str = "standardize",
 ) -> Setup:
     model = AutoEncoder(64, hidden=(32,), code=code, activation=activation, norm=norm, init=init)
-    return Setup(DigitsDataModule(batch_size=batch_size, seed=seed), model, reconstruct=True)
+    return Setup(
+        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
+        model,
+        reconstruct=True,
+    )
 
 
 @problem(

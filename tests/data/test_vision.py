@@ -26,7 +26,7 @@ import pytest
 import torch
 from torchvision import datasets
 
-from dlbench.data import base
+from dlbench.components import preprocessing as base
 from dlbench.data.vision import (
     CIFAR10DataModule,
     FashionMNISTDataModule,

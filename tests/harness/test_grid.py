@@ -47,6 +47,7 @@ def test_cell_settings_resolve_every_default_and_drop_foreign_hyperparameters(
         "activation": "relu",
         "norm": "none",
         "init": "he_normal",
+        "preprocessing": "standardize",
     }
 
 

@@ -12,6 +12,7 @@ from dlbench.components.initializers import INITIALIZERS
 from dlbench.components.losses import LOSSES
 from dlbench.components.norms import NORMS
 from dlbench.components.optimizers import OPTIMIZERS
+from dlbench.components.preprocessing import PREPROCESSING
 from dlbench.components.regularizers import REGULARIZERS
 from dlbench.components.schedules import LR_SCALING, SCHEDULES
 from dlbench.registry import Registry
@@ -27,6 +28,7 @@ FAMILIES: dict[str, Registry] = {
     "schedule": SCHEDULES,
     "lr_scaling": LR_SCALING,
     "augmentation": AUGMENTATIONS,
+    "preprocessing": PREPROCESSING,
 }
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "LR_SCALING",
     "NORMS",
     "OPTIMIZERS",
+    "PREPROCESSING",
     "REGULARIZERS",
     "SCHEDULES",
 ]

@@ -3,7 +3,7 @@
 All serve in-memory tensors through ``InMemoryLoader`` (no DataLoader workers).
 """
 
-from dlbench.data.base import InMemoryDataModule, standardize, train_statistics
+from dlbench.data.base import InMemoryDataModule
 from dlbench.data.digits import DigitsDataModule
 from dlbench.data.memory import InMemoryLoader
 from dlbench.data.synthetic import (
@@ -29,6 +29,4 @@ __all__ = [
     "TrendDataModule",
     "TwoMoonsDataModule",
     "XorDataModule",
-    "standardize",
-    "train_statistics",
 ]

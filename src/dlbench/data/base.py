@@ -5,20 +5,18 @@ A subclass only has to fill ``self.tensors`` with ``{"train", "val", "test"}`` -
 means reading files). This base class then serves them through ``InMemoryLoader``
 on the trainer's device: training batches of ``batch_size``, reshuffled each epoch
 from the run ``seed``; validation and test as one unshuffled batch, since
-evaluation results do not depend on batching. ``standardize`` is the notes'
+evaluation results do not depend on batching. ``standardize`` (in components.preprocessing) is the notes'
 "normalization with training statistics": every split is shifted and scaled by the
 training split's mean and std, so no statistic of val or test leaks into training.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightning as L
-import torch
-from torch import Tensor
 
+from dlbench.components.preprocessing import Splits
 from dlbench.data.memory import InMemoryLoader
 from dlbench.errors import ConfigError
 
@@ -27,42 +25,7 @@ Layout = Literal["flat", "image", "sequence"]
 # for two classes; "binary" (one logit, BCE, float 0/1 targets) is for problems that
 # ask for it, and no bundled DataModule does; "regression": float (N, k) targets.
 Task = Literal["regression", "binary", "classification"]
-Splits = dict[str, tuple[Tensor, Tensor]]
 SPLITS = ("train", "val", "test")
-_BLOCK = 4096  # samples per block when computing statistics: at most ~100 MB in float64
-
-
-def train_statistics(x: Tensor, dims: tuple[int, ...] = (0,)) -> tuple[Tensor, Tensor]:
-    """Mean and (population) std of ``x`` over ``dims``, kept broadcastable against ``x``.
-
-    ``dims=(0,)`` gives per-feature statistics (one per pixel of a flat image),
-    ``(0, 2, 3)`` per-channel ones for ``(N, C, H, W)`` images. A feature that is
-    constant in training gets std 1: it is centred, never divided by zero.
-    """
-    # Two passes in float64 (float32 sums over 10^7 pixels lose digits), a block of
-    # samples at a time so that a large dataset is never copied whole.
-    if 0 not in dims:
-        raise ValueError(f"statistics must be taken over the samples (dim 0), got dims {dims}")
-    blocks = x.split(_BLOCK)
-    count = math.prod(x.shape[d] for d in dims)
-    mean = sum(b.sum(dim=dims, keepdim=True, dtype=torch.float64) for b in blocks) / count
-    var = sum((b.double() - mean).square_().sum(dim=dims, keepdim=True) for b in blocks) / count
-    std = var.sqrt()
-    std = torch.where(std == 0, torch.ones_like(std), std)
-    return mean.to(x.dtype), std.to(x.dtype)
-
-
-def standardize(splits: Splits, dims: tuple[int, ...] = (0,), *, inplace: bool = False) -> Splits:
-    """Every split's inputs as ``(x - mean) / std`` with the *training* split's statistics.
-
-    Targets are returned unchanged. ``inplace`` overwrites the input tensors instead
-    of allocating new ones (for large float datasets the caller owns, such as CIFAR-10
-    after its uint8 -> float conversion).
-    """
-    mean, std = train_statistics(splits["train"][0], dims)
-    if inplace:
-        return {name: (x.sub_(mean).div_(std), y) for name, (x, y) in splits.items()}
-    return {name: ((x - mean) / std, y) for name, (x, y) in splits.items()}
 
 
 class InMemoryDataModule(L.LightningDataModule):

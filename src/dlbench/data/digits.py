@@ -1,9 +1,9 @@
 """scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, no download.
 
 Split once, stratified and with a fixed seed, into train/val/test (60/20/20), so
-every run of every study sees the same three sets. Pixels are standardized with
-the training set's per-pixel mean and std (pixels that are constant in training
-get std 1), the notes' "normalization with training statistics".
+every run of every study sees the same three sets. Pixels are then preprocessed
+with training statistics only: standardized by default (per-pixel mean and std;
+pixels constant in training get std 1), or zero-centred, or left raw.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from dlbench.data.base import InMemoryDataModule, Layout, standardize
+from dlbench.components.preprocessing import PREPROCESSING
+from dlbench.data.base import InMemoryDataModule, Layout
 
 SPLIT_SEED = 0  # fixed on purpose: the split is part of the problem, not of the run
 
@@ -44,14 +45,22 @@ class DigitsDataModule(InMemoryDataModule):
     task = "classification"
     num_classes = 10
 
-    def __init__(self, *, batch_size: int | None = 64, layout: Layout = "flat", seed: int = 0):
+    def __init__(
+        self,
+        *,
+        batch_size: int | None = 64,
+        layout: Layout = "flat",
+        seed: int = 0,
+        preprocessing: str = "standardize",
+    ):
         super().__init__(batch_size=batch_size, seed=seed)
         self.layout = layout
         splits = {
             name: (torch.from_numpy(x), torch.from_numpy(y))
             for name, (x, y) in digits_splits().items()
         }
-        self.tensors = {name: (self._shape(x), y) for name, (x, y) in standardize(splits).items()}
+        prepared = PREPROCESSING.create(preprocessing)(splits)
+        self.tensors = {name: (self._shape(x), y) for name, (x, y) in prepared.items()}
 
     def _shape(self, x: Tensor) -> Tensor:
         if self.layout == "image":

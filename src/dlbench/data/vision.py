@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dlbench.data.base import InMemoryDataModule, Layout, Splits, standardize
+from dlbench.components.preprocessing import Splits, standardize
+from dlbench.data.base import InMemoryDataModule, Layout
 from dlbench.errors import ConfigError
 
 if TYPE_CHECKING:
