@@ -26,6 +26,8 @@ example; torch's elementwise ``mean`` would also divide by the number of classes
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,7 +53,7 @@ TASK_TARGETS: dict[str, tuple[str, ...]] = {
 LOSSES: Registry[nn.Module] = Registry("loss")
 
 
-class Loss(nn.Module):
+class Loss(nn.Module, abc.ABC):
     """``loss(output, target) -> scalar``; checks the pairing, then computes."""
 
     name: str = ""
@@ -60,11 +62,13 @@ class Loss(nn.Module):
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         return self.compute(*self.check(output, target))
 
+    @abc.abstractmethod
     def check(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """The pair, shapes and dtypes checked (and cast) for ``compute``."""
 
+    @abc.abstractmethod
     def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The loss of a checked pair."""
 
     def expects(self) -> str:
         return TARGETS[self.target]

@@ -21,6 +21,7 @@ and cross-entropy, so accuracy is measured the same way as for the digits).
 
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -51,7 +52,7 @@ def _balanced_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarr
     return rng.permutation(np.arange(n) % classes)
 
 
-class SyntheticDataModule(InMemoryDataModule):
+class SyntheticDataModule(InMemoryDataModule, abc.ABC):
     """A problem drawn from ``data_seed``: subclasses implement ``sample`` for one split.
 
     The defaults of the shared arguments: 1000/200/200 samples (enough for the small
@@ -86,9 +87,9 @@ class SyntheticDataModule(InMemoryDataModule):
             y = torch.from_numpy(np.ascontiguousarray(y, dtype=dtype))
             self.tensors[split] = (x, y.reshape(-1, 1) if self.task == "regression" else y)
 
+    @abc.abstractmethod
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` inputs and targets drawn with ``rng``."""
-        raise NotImplementedError
 
 
 class TrendDataModule(SyntheticDataModule):

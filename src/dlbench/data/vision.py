@@ -34,6 +34,7 @@ files.
 
 from __future__ import annotations
 
+import abc
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -101,7 +102,7 @@ def split_indices(n: int, val_size: int) -> tuple[Tensor, Tensor]:
     return order[val_size:], order[:val_size]
 
 
-class VisionDataModule(InMemoryDataModule):
+class VisionDataModule(InMemoryDataModule, abc.ABC):
     """An image dataset with an official train/test split, held in memory after ``setup``.
 
     Defaults: ``root = "data/"`` (relative to the working directory, next to
@@ -139,9 +140,9 @@ class VisionDataModule(InMemoryDataModule):
         self.download, self.val_size, self.layout = download, val_size, layout
 
     @property
+    @abc.abstractmethod
     def folder(self) -> Path:
         """The folder the dataset's files live in, under ``root``."""
-        raise NotImplementedError
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -154,17 +155,17 @@ class VisionDataModule(InMemoryDataModule):
         """The names in ``files`` that ``folder`` lacks; empty when the dataset is there."""
         return [name for name in self.files if not (self.folder / name).is_file()]
 
+    @abc.abstractmethod
     def how_to_get(self) -> str:
         """Where to get the files by hand, as the end of a one-line message."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _fetch(self) -> None:
         """Download the files into ``root`` with torchvision."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _read(self) -> Splits:
         """The official ``train`` and ``test`` sets as uint8 ``(N, C, H, W)`` and int64 labels."""
-        raise NotImplementedError
 
     def _not_found(self) -> ConfigError:
         missing = ", ".join(self.missing_files())
