@@ -47,9 +47,14 @@ class Cell:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
+    def arm_label(self) -> str:
+        """The cell's arm: its labels on every axis, e.g. ``adam he_normal`` ('' without axes)."""
+        return " ".join(self.arm.values())
+
+    @property
     def label(self) -> str:
         """Human-readable name: arm labels and seed, e.g. ``adam s0``."""
-        return " ".join([*self.arm.values(), f"s{self.seed}"])
+        return f"{self.arm_label} s{self.seed}".lstrip()
 
     @property
     def optimizer_hparams(self) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def checked_cells(spec: StudySpec) -> list[Cell]:
     cells = expand(spec)
     seen: set[str] = set()
     for cell in cells:
-        key = " ".join(cell.arm.values())
+        key = cell.arm_label
         if key in seen:
             continue
         seen.add(key)

@@ -132,7 +132,7 @@ def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
         table.add_column(column, justify="left" if column in ("arm", "not completed") else "right")
     arms: dict[str, list[Cell]] = {}
     for cell in expand(spec):
-        arms.setdefault(" ".join(cell.arm.values()) or spec.name, []).append(cell)
+        arms.setdefault(cell.arm_label or spec.name, []).append(cell)
     for arm, cells in arms.items():
         values, other = [], []
         for cell in cells:
