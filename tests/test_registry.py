@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from dlbench.errors import ConfigError
-from dlbench.registry import Registry
+from dlbench.registry import Choice, Registry
 
 
 @pytest.fixture
@@ -44,6 +44,15 @@ def test_create_passes_positional_and_keyword_arguments(things: Registry) -> Non
     assert things.create("widget", 3, scale=10.0, offset=1.0) == 31.0
     assert things.create("gadget", lr=0.1) == (0.1, 0.5)
     assert things.create("plain") == "plain"
+
+
+def test_a_choice_carries_its_hyperparameters_to_create(things: Registry) -> None:
+    choice = Choice("widget", {"scale": 10.0})
+    assert str(choice) == "widget" and things.get(choice).name == "widget"
+    assert things.create(choice, 3) == 30.0
+    assert things.create(choice, 3, offset=1.0) == 31.0  # the caller's kwargs are added
+    with pytest.raises(ConfigError, match="takes no size"):
+        things.create(Choice("widget", {"size": 1}), 3)
 
 
 def test_names_are_sorted_and_len_contains_iter(things: Registry) -> None:

@@ -34,7 +34,7 @@ from dlbench.models import (
     SequenceModel,
     SoftmaxRegression,
 )
-from dlbench.registry import Registry
+from dlbench.registry import Named, Registry
 
 
 @dataclass
@@ -67,7 +67,12 @@ def _budget(
 
 
 def problem(
-    name: str, description: str, *, task: str, input_shape: tuple[int, ...], budget: dict[str, Any]
+    name: Named,
+    description: str,
+    *,
+    task: str,
+    input_shape: tuple[int, ...],
+    budget: dict[str, Any],
 ) -> Callable[[Callable[..., Setup]], Callable[..., Setup]]:
     """Register a problem with its task, input shape and default budget."""
     reconstruction = task == "reconstruction"
@@ -89,7 +94,7 @@ def problem(
     budget=_budget("mse", 0.1, 50, 32),
 )
 def regression_linear(
-    batch_size: int | None, seed: int, dropout: float, /, *, init: str = "default"
+    batch_size: int | None, seed: int, dropout: float, /, *, init: Named = "default"
 ) -> Setup:
     return Setup(TrendDataModule(batch_size=batch_size, seed=seed), LinearRegression(1, init=init))
 
@@ -109,9 +114,9 @@ def polynomial_mlp(
     *,
     width: int = 32,
     depth: int = 2,
-    activation: str = "tanh",
-    norm: str = "none",
-    init: str = "default",
+    activation: Named = "tanh",
+    norm: Named = "none",
+    init: Named = "default",
 ) -> Setup:
     model = MLP(
         1, 1, width=width, depth=depth, activation=activation, norm=norm, init=init, dropout=dropout
@@ -134,9 +139,9 @@ def moons_mlp(
     *,
     width: int = 16,
     depth: int = 2,
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
 ) -> Setup:
     model = MLP(
         2, 2, width=width, depth=depth, activation=activation, norm=norm, init=init, dropout=dropout
@@ -157,8 +162,8 @@ def digits_linear(
     dropout: float,
     /,
     *,
-    init: str = "default",
-    preprocessing: str = "standardize",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
 ) -> Setup:
     return Setup(
         DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
@@ -181,10 +186,10 @@ def digits_mlp(
     *,
     width: int = 64,
     depth: int = 2,
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
-    preprocessing: str = "standardize",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
 ) -> Setup:
     model = MLP(
         64,
@@ -216,10 +221,10 @@ def digits_cnn(
     *,
     channels: int = 16,
     pool: str = "max",
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
-    preprocessing: str = "standardize",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
 ) -> Setup:
     model = CNN(
         1,
@@ -256,7 +261,7 @@ def digits_rnn(
     cell: str = "lstm",
     hidden: int = 64,
     layers: int = 1,
-    preprocessing: str = "standardize",
+    preprocessing: Named = "standardize",
 ) -> Setup:
     model = SequenceModel(8, 10, cell=cell, hidden=hidden, layers=layers)
     return Setup(
@@ -281,10 +286,10 @@ def digits_autoencoder(
     /,
     *,
     code: int = 8,
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
-    preprocessing: str = "standardize",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
 ) -> Setup:
     model = AutoEncoder(64, hidden=(32,), code=code, activation=activation, norm=norm, init=init)
     return Setup(
@@ -309,9 +314,9 @@ def mnist_mlp(
     *,
     width: int = 256,
     depth: int = 2,
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
 ) -> Setup:
     model = MLP(
         784,
@@ -341,9 +346,9 @@ def fmnist_cnn(
     *,
     channels: int = 32,
     pool: str = "max",
-    activation: str = "relu",
-    norm: str = "none",
-    init: str = "default",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
 ) -> Setup:
     model = CNN(
         1,
@@ -373,9 +378,9 @@ def cifar10_resnet(
     /,
     *,
     blocks_per_stage: int = 2,
-    activation: str = "relu",
-    norm: str = "batchnorm",
-    init: str = "default",
+    activation: Named = "relu",
+    norm: Named = "batchnorm",
+    init: Named = "default",
 ) -> Setup:
     model = ResNet(
         3, 10, blocks_per_stage=blocks_per_stage, activation=activation, norm=norm, init=init

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +43,26 @@ class Entry(Generic[T]):
         }
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A member chosen by name with hyperparameters, passed to code that builds it later.
+
+    Models build their norms, activations and initializers by name deep inside their
+    constructors; a ``Choice`` carries a study file's ``{name: groupnorm, groups: 4}``
+    there without the model knowing about hyperparameters. ``str(choice)`` is the name.
+    """
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# What code that builds a member takes: a plain name or a Choice with hyperparameters.
+Named = str | Choice
+
+
 class Registry(Generic[T]):
     """Name -> factory for one family (optimizers, initializers, ...)."""
 
@@ -65,8 +85,10 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def get(self, name: str) -> Entry[T]:
+    def get(self, name: Named) -> Entry[T]:
         """The entry for ``name``; an unknown name raises ConfigError listing close matches."""
+        if isinstance(name, Choice):
+            name = name.name
         try:
             return self._entries[name]
         except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
@@ -75,8 +97,10 @@ class Registry(Generic[T]):
     def unknown_message(self, name: object) -> str:
         return unknown_message(self.family, name, self.names())
 
-    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
-        """Build the member ``name``; unknown hyperparameters are a ConfigError."""
+    def create(self, name: Named, *args: Any, **kwargs: Any) -> T:
+        """Build the member ``name`` (a Choice adds its hyperparameters); unknown ones are a ConfigError."""
+        if isinstance(name, Choice):
+            name, kwargs = name.name, {**name.kwargs, **kwargs}
         entry = self.get(name)
         allowed = entry.hyperparameters
         unknown = sorted(set(kwargs) - set(allowed))

@@ -7,6 +7,7 @@ from pathlib import Path
 from conftest import TINY_STUDY, write_study
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
+from dlbench.registry import Choice
 
 
 def test_full_factorial_times_seeds_with_seeds_outermost(workdir: Path) -> None:
@@ -44,10 +45,10 @@ def test_cell_settings_resolve_every_default_and_drop_foreign_hyperparameters(
     assert adam.problem_kwargs == {
         "width": 16,
         "depth": 1,
-        "activation": "relu",
-        "norm": "none",
-        "init": "he_normal",
-        "preprocessing": "standardize",
+        "activation": Choice("relu"),
+        "norm": Choice("none"),
+        "init": Choice("he_normal"),
+        "preprocessing": Choice("standardize"),
     }
 
 
@@ -60,3 +61,23 @@ def test_ids_are_stable_under_labels_and_order_but_not_settings(workdir: Path) -
     changed = TINY_STUDY.replace("lr: 0.01", "lr: 0.02")
     new = {c.id for c in expand(load_study(write_study(workdir, changed)))}
     assert len(new & ids) == 2 and len(new - ids) == 2  # the sgd cells keep theirs
+
+
+def test_model_built_components_get_their_hyperparameters(workdir: Path) -> None:
+    """``{name: groupnorm, groups: 4}`` reaches the GroupNorm deep inside the model."""
+    from torch import nn
+
+    from dlbench.harness.runner import build
+
+    text = "name: g\nproblem: digits_mlp\nfixed: {epochs: 1, width: 32}\nseeds: [0]\n"
+    text += "grid: {norm: [groupnorm, {name: groupnorm, groups: 4, label: g4}],"
+    text += " init: [{name: normal, std: 0.5}]}\n"
+    default, four = expand(load_study(write_study(workdir, text)))
+    assert default.settings["norm.groups"] == 8 and four.settings["norm.groups"] == 4
+    assert default.id != four.id
+    for cell, groups in [(default, 8), (four, 4)]:
+        model = build(cell)[1].model
+        norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+        assert norms and {m.num_groups for m in norms} == {groups}
+        weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+        assert abs(float(weights[0].detach().std()) - 0.5) < 0.02  # init.std = 0.5, not 0.01

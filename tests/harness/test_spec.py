@@ -82,9 +82,13 @@ BAD = {
         "fixed: {augmentation: {name: mixup, alpah: 0.2}}",
         ["fixed.augmentation.alpah", "takes no 'alpah'", "allowed: alpha"],
     ),
-    "hyperparameter of a component built inside the model": (
-        "fixed: {norm: {name: groupnorm, groups: 4}}",
-        ["fixed.norm.groups", "built inside the model", "groups=8"],
+    "groupnorm groups set in the study not dividing the width": (
+        "fixed: {norm: {name: groupnorm, groups: 5}, width: 32}",
+        ["settings", "groups=5 must divide the width 32"],
+    ),
+    "misspelt hyperparameter of a model-built component": (
+        "fixed: {norm: {name: groupnorm, grups: 4}}",
+        ["fixed.norm.grups", "takes no 'grups'", "allowed: groups"],
     ),
     "wrong type": ("fixed: {epochs: ten}", ["fixed.epochs", "integer >= 1", "'ten'"]),
     "negative epochs": ("fixed: {epochs: -3}", ["fixed.epochs", "integer >= 1", "-3"]),

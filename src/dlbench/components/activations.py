@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlbench.registry import Registry
+from dlbench.registry import Named, Registry
 
 ACTIVATIONS: Registry[nn.Module] = Registry("activation")
 
 
-def is_gated(name: str) -> bool:
+def is_gated(name: Named) -> bool:
     """Whether activation ``name`` is a gated unit; an unknown name is a ConfigError."""
     return bool(ACTIVATIONS.get(name).flags["gated"])
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from dlbench.components.preprocessing import PREPROCESSING
 from dlbench.data.base import InMemoryDataModule, Layout
+from dlbench.registry import Named
 
 SPLIT_SEED = 0  # fixed on purpose: the split is part of the problem, not of the run
 
@@ -51,7 +52,7 @@ class DigitsDataModule(InMemoryDataModule):
         batch_size: int | None = 64,
         layout: Layout = "flat",
         seed: int = 0,
-        preprocessing: str = "standardize",
+        preprocessing: Named = "standardize",
     ):
         super().__init__(batch_size=batch_size, seed=seed)
         self.layout = layout

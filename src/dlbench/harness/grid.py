@@ -16,16 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 from dlbench.components import FAMILIES, OPTIMIZERS
-from dlbench.harness.settings import (
-    MODEL_FAMILIES,
-    TRAINING_DEFAULTS,
-    optimizer_keys,
-)
+from dlbench.harness.settings import TRAINING_DEFAULTS, optimizer_keys
 from dlbench.harness.spec import StudySpec
 from dlbench.problems import PROBLEMS
+from dlbench.registry import Choice
 
-# Families the runner builds with the cell's hyperparameters (not optimizer: flat keys).
-RUNNER_FAMILIES = [f for f in FAMILIES if f != "optimizer" and f not in MODEL_FAMILIES]
+# Families whose hyperparameters are namespaced settings (optimizer's are flat keys).
+NAMESPACED_FAMILIES = [f for f in FAMILIES if f != "optimizer"]
 
 
 @dataclass(frozen=True)
@@ -69,9 +66,17 @@ class Cell:
 
     @property
     def problem_kwargs(self) -> dict[str, Any]:
-        """The settings that go to the problem factory (model and data keywords)."""
+        """The settings that go to the problem factory (model and data keywords).
+
+        A component the model builds itself (norm, init, ...) goes as a Choice, so its
+        hyperparameters (``norm.groups``) reach the place where it is built.
+        """
         taken = PROBLEMS.get(self.problem).hyperparameters
-        return {k: v for k, v in self.settings.items() if k in taken}
+        return {
+            k: Choice(v, self.component_kwargs(k)) if k in FAMILIES else v
+            for k, v in self.settings.items()
+            if k in taken
+        }
 
 
 def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -90,7 +95,7 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str,
             settings.setdefault(key, default)
     # Namespaced hyperparameters (``augmentation.alpha``): the chosen component's, with
     # its defaults filled in; those of a component the cell does not use are dropped.
-    for family in RUNNER_FAMILIES:
+    for family in [f for f in NAMESPACED_FAMILIES if f in settings]:
         takes = FAMILIES[family].get(settings[family]).hyperparameters
         for key in [k for k in settings if k.startswith(family + ".")]:
             if key.removeprefix(family + ".") not in takes:

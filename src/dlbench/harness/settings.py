@@ -38,8 +38,6 @@ TRAINING_DEFAULTS = {
     "augmentation": "none",
     "lr_scaling": "none",
 }
-# Families built inside the model or data by name: their hyperparameters keep the defaults.
-MODEL_FAMILIES = ("init", "norm", "activation", "preprocessing")
 
 Check = Callable[[Any], Any]
 

@@ -32,7 +32,6 @@ import yaml
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
 from dlbench.harness.settings import (
-    MODEL_FAMILIES,
     TRAINING_KEYS,
     check_hyperparameter,
     check_setting,
@@ -310,12 +309,6 @@ def _component(problem: Any, family: str, value: dict, at: str) -> dict[str, Any
             )
         elif family == "optimizer":
             settings[key] = _checked(problem, key, setting, f"{at}.{key}")
-        elif family in MODEL_FAMILIES:
-            raise ConfigError(
-                f"{family} {component.name!r} is built inside the model with its defaults "
-                f"({', '.join(f'{k}={v}' for k, v in takes.items())}); they cannot be set here",
-                key=f"{at}.{key}",
-            )
         else:
             try:
                 settings[f"{family}.{key}"] = check_hyperparameter(

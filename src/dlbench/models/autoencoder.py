@@ -10,6 +10,7 @@ from dlbench.components import INITIALIZERS
 from dlbench.components.initializers import initialize
 from dlbench.models.common import elementwise_activation
 from dlbench.models.mlp import hidden_blocks
+from dlbench.registry import Named
 
 
 class AutoEncoder(nn.Module):
@@ -31,9 +32,9 @@ class AutoEncoder(nn.Module):
         *,
         hidden: Sequence[int] = (32,),
         code: int = 8,
-        activation: str = "relu",
-        norm: str = "none",
-        init: str = "default",
+        activation: Named = "relu",
+        norm: Named = "none",
+        init: Named = "default",
     ):
         super().__init__()
         elementwise_activation(activation, "AutoEncoder")

@@ -11,6 +11,7 @@ from dlbench.components import INITIALIZERS, NORMS
 from dlbench.components.initializers import initialize
 from dlbench.errors import ConfigError, unknown_message
 from dlbench.models.common import check_dropout, elementwise_activation
+from dlbench.registry import Named
 
 
 class MinPool2d(nn.Module):
@@ -54,9 +55,9 @@ class CNN(nn.Module):
         channels: Sequence[int] = (16, 32),
         kernel_size: int = 3,
         pool: str = "max",
-        activation: str = "relu",
-        norm: str = "none",
-        init: str = "default",
+        activation: Named = "relu",
+        norm: Named = "none",
+        init: Named = "default",
         dropout: float = 0.0,
     ):
         super().__init__()

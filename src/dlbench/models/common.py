@@ -7,9 +7,10 @@ from torch import nn
 from dlbench.components import ACTIVATIONS
 from dlbench.components.activations import is_gated
 from dlbench.errors import ConfigError
+from dlbench.registry import Named
 
 
-def elementwise_activation(name: str, model: str) -> nn.Module:
+def elementwise_activation(name: Named, model: str) -> nn.Module:
     """A fresh elementwise activation ``name``; gated units are refused for ``model``.
 
     Gated units (glu, swiglu, geglu) own their projections, so they only fit where a

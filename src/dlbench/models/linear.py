@@ -11,10 +11,11 @@ from __future__ import annotations
 from torch import nn
 
 from dlbench.models.mlp import MLP
+from dlbench.registry import Named
 
 
 class _LinearModel(MLP):
-    def __init__(self, in_features: int, out_features: int, *, init: str):
+    def __init__(self, in_features: int, out_features: int, *, init: Named):
         super().__init__(in_features, out_features, depth=0, init=init)
 
     @property
@@ -26,7 +27,7 @@ class _LinearModel(MLP):
 class LinearRegression(_LinearModel):
     """``y = x W^T + b`` with ``out_features`` outputs; pairs with ``nn.MSELoss``."""
 
-    def __init__(self, in_features: int, out_features: int = 1, *, init: str = "default"):
+    def __init__(self, in_features: int, out_features: int = 1, *, init: Named = "default"):
         super().__init__(in_features, out_features, init=init)
 
 
@@ -37,7 +38,7 @@ class LogisticRegression(_LinearModel):
     inside the loss, which is numerically stable.
     """
 
-    def __init__(self, in_features: int, *, init: str = "default"):
+    def __init__(self, in_features: int, *, init: Named = "default"):
         super().__init__(in_features, 1, init=init)
 
 
@@ -48,5 +49,5 @@ class SoftmaxRegression(_LinearModel):
     logits; cross-entropy applies the (log-)softmax.
     """
 
-    def __init__(self, in_features: int, num_classes: int, *, init: str = "default"):
+    def __init__(self, in_features: int, num_classes: int, *, init: Named = "default"):
         super().__init__(in_features, num_classes, init=init)

@@ -21,6 +21,7 @@ from dlbench.components.activations import is_gated
 from dlbench.components.initializers import initialize
 from dlbench.errors import ConfigError
 from dlbench.models.common import check_dropout
+from dlbench.registry import Named
 
 
 def linear_params(in_features: int, out_features: int, widths: Sequence[int], gated: bool) -> int:
@@ -59,8 +60,8 @@ def hidden_blocks(
     in_features: int,
     widths: Sequence[int],
     *,
-    activation: str,
-    norm: str,
+    activation: Named,
+    norm: Named,
     dropout: float = 0.0,
 ) -> list[nn.Module]:
     """The hidden layers: per width, Linear -> norm -> activation [-> Dropout].
@@ -105,9 +106,9 @@ class MLP(nn.Module):
         *,
         width: int = 64,
         depth: int = 2,
-        activation: str = "relu",
-        norm: str = "none",
-        init: str = "default",
+        activation: Named = "relu",
+        norm: Named = "none",
+        init: Named = "default",
         dropout: float = 0.0,
     ):
         super().__init__()

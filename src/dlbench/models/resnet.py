@@ -10,6 +10,7 @@ from dlbench.components import INITIALIZERS, NORMS
 from dlbench.components.initializers import initialize
 from dlbench.errors import ConfigError
 from dlbench.models.common import elementwise_activation
+from dlbench.registry import Named
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -24,7 +25,7 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, *, activation: str, norm: str
+        self, in_channels: int, out_channels: int, stride: int, *, activation: Named, norm: Named
     ):
         super().__init__()
         self.conv1 = _conv3x3(in_channels, out_channels, stride)
@@ -63,9 +64,9 @@ class ResNet(nn.Module):
         *,
         widths: Sequence[int] = (16, 32, 64),
         blocks_per_stage: int = 2,
-        activation: str = "relu",
-        norm: str = "batchnorm",
-        init: str = "default",
+        activation: Named = "relu",
+        norm: Named = "batchnorm",
+        init: Named = "default",
     ):
         super().__init__()
         if not widths or blocks_per_stage < 1:
