@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from postgres_server import postgres_url  # noqa: F401  (a session fixture, registered here)
+
 TINY_STUDY = """\
 name: tiny
 description: Two optimizers, two seeds, two epochs on the digits MLP.
@@ -48,7 +50,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.chdir(folder)
     try:
         spec = load_study(write_study(folder, TINY_STUDY, "tiny.yaml"))
-        run_study(spec, tracking=uri_of(folder), accelerator="cpu")
+        run_study(spec, tracking=uri_of(folder), devices="cpu")
         yield folder
     finally:
         os.chdir(old)

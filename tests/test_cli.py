@@ -52,7 +52,7 @@ def test_validate_every_study_in_the_repository(capsys: pytest.CaptureFixture[st
 def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_study(workdir, TINY_STUDY)
     uri = ["--tracking-uri", uri_of(workdir)]
-    assert main(["run", str(path), "--smoke", "--accelerator", "cpu", *uri]) == 0
+    assert main(["run", str(path), "--smoke", "--devices", "cpu", *uri]) == 0
     err = capsys.readouterr().err
     assert "tiny_smoke: 2 cells" in err and "2/2" in err
     assert main(["report", "tiny_smoke", *uri]) == 0

@@ -18,6 +18,8 @@ examples:
   dlbench validate studies/*.yaml        check study files, run nothing
   dlbench run optimizers                 run (or resume) studies/optimizers.yaml
   dlbench run optimizers --smoke         the file's quick `smoke:` tier (seconds)
+  dlbench run optimizers --devices cpu --workers 2    two worker processes
+  dlbench status optimizers              cells done / running / failed / missing
   dlbench report optimizers              render reports/optimizers/ from MLflow
   dlbench ui                             browse and compare runs in the MLflow UI
 
@@ -52,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "  dlbench run optimizers\n"
         "  dlbench run studies/optimizers.yaml --smoke\n"
         "  dlbench run optimizers --set epochs=5 --set seeds=[0,1]\n"
-        "  dlbench run optimizers --set grid.optimizer=[sgd,adam]\n",
+        "  dlbench run optimizers --set grid.optimizer=[sgd,adam]\n"
+        "  dlbench run optimizers --devices cpu --workers 2\n"
+        "  dlbench run optimizers --devices auto --per-device 4      one worker per GPU slot\n"
+        "  dlbench run optimizers --retry-failed\n"
+        "  dlbench run grid --storage postgresql://user@db/optuna \\\n"
+        "      --tracking-uri http://mlflow:5000                   one of several machines\n",
     )
     run.add_argument("study", help="a study name (studies/NAME.yaml) or a path to a YAML file")
     run.add_argument(
@@ -72,10 +79,67 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     run.add_argument("--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)")
     run.add_argument(
-        "--accelerator",
+        "--devices",
         default="auto",
-        choices=("auto", "cpu", "gpu"),
-        help="Lightning accelerator (default: auto, a GPU if there is one)",
+        metavar="WHERE",
+        help="auto (every GPU, else the CPU), cpu, or GPU indices like 0,1 (default: auto)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="CPU worker processes (default: 1; on GPUs: one per device slot)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="T",
+        help="torch threads per CPU worker (default: 1: the same numbers at any worker "
+        "count, and as fast as more for small models; raise it for big models)",
+    )
+    run.add_argument(
+        "--per-device",
+        type=int,
+        default=1,
+        metavar="K",
+        help="workers sharing each GPU, for models too small to fill one (default: 1)",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run cells whose last attempt failed (crashed) again; diverged ones stay",
+    )
+    run.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="S",
+        help="with a database --storage: seconds between worker heartbeats; a worker "
+        "silent for 3x this is presumed dead and its cell retried (default: 30)",
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="cells of a study by state (done, running, failed, ...)",
+        formatter_class=_formatter,
+        description="Count a study's cells by state, read from its Optuna storage: done, "
+        "running, failed (crashed; `run --retry-failed` retries them), diverged, pruned, and "
+        "missing (not run yet, or interrupted: `run` picks them up).",
+        epilog="examples:\n  dlbench status optimizers\n  dlbench status optimizers --smoke\n",
+    )
+    status.add_argument("study", help="a study name (studies/NAME.yaml) or a path to a YAML file")
+    status.add_argument("--smoke", action="store_true", help="the smoke tier (study NAME_smoke)")
+    status.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the same overrides the run used",
+    )
+    status.add_argument(
+        "--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)"
     )
 
     report = sub.add_parser(
@@ -123,7 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from dlbench.harness.spec import load_study
-    from dlbench.harness.sweep import run_study, summary_table
+    from dlbench.harness.status import summary_table
+    from dlbench.harness.sweep import run_study
 
     spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
     console = Console(stderr=True)
@@ -131,11 +196,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec,
         tracking=args.tracking_uri,
         optuna_storage=args.storage,
-        accelerator=args.accelerator,
+        devices=args.devices,
+        workers=args.workers,
+        per_device=args.per_device,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        heartbeat=args.heartbeat,
         console=console,
     )
     console.print(summary_table(spec, args.storage))
     console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.status import status_table
+
+    spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
+    Console().print(status_table(spec, args.storage))
     return 0
 
 
@@ -207,6 +288,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "status": cmd_status,
     "report": cmd_report,
     "list": cmd_list,
     "validate": cmd_validate,

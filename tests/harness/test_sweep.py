@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
-from dlbench.harness import storage, sweep
+from dlbench.harness import storage, sweep, worker
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE
@@ -70,7 +70,7 @@ def test_optuna_has_one_completed_trial_per_cell(tiny_run: Path) -> None:
 def test_running_a_finished_study_again_runs_nothing(tiny_run: Path) -> None:
     os.chdir(tiny_run)
     spec = load_study(tiny_run / "tiny.yaml")
-    assert sweep.run_study(spec, tracking=uri_of(tiny_run), accelerator="cpu") == []
+    assert sweep.run_study(spec, tracking=uri_of(tiny_run), devices="cpu") == []
     assert len(_cell_runs(tiny_run, "tiny")) == 4
 
 
@@ -81,24 +81,24 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     spec = load_study(
         path, smoke=True, overrides=["grid.optimizer=[{name: sgd, lr: 1.0e+6}, adam]"]
     )
-    real = sweep.run_cell
+    real = worker.run_cell
 
     def crash_adam(cell, *args, **kwargs):
         if cell.settings["optimizer"] == "adam":
             raise RuntimeError("boom")
         return real(cell, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run_cell", crash_adam)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu")
-    assert [d.result.outcome for d in done] == ["diverged", "failed"]
+    monkeypatch.setattr(worker, "run_cell", crash_adam)
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    assert [d.outcome for d in done] == ["diverged", "failed"]
     runs = {r.data.params["optimizer"]: r for r in _cell_runs(workdir, "tiny_smoke")}
     assert runs["sgd"].data.tags[OUTCOME] == "diverged" and runs["sgd"].info.status == "FINISHED"
     assert "non-finite" in runs["sgd"].data.tags["dlbench.error"]
     assert runs["adam"].data.tags[OUTCOME] == "failed" and runs["adam"].info.status == "FAILED"
     assert runs["adam"].data.tags["dlbench.error"] == "RuntimeError: boom"
     # Both are final: running again does not retry them.
-    monkeypatch.setattr(sweep, "run_cell", real)
-    assert sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu") == []
+    monkeypatch.setattr(worker, "run_cell", real)
+    assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu") == []
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path) -> None:
@@ -110,7 +110,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path)
         "dlbench.cli",
         "run",
         str(path),
-        "--accelerator",
+        "--devices",
         "cpu",
         "--tracking-uri",
         uri_of(workdir),
@@ -157,8 +157,8 @@ def test_a_cell_with_every_training_component_runs_through_the_harness(workdir: 
     seeds: [0]
     """
     spec = load_study(write_study(workdir, text))
-    done = sweep.run_study(spec, tracking=uri_of(workdir), accelerator="cpu")
-    assert [d.result.outcome for d in done] == ["completed", "completed"]
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    assert [d.outcome for d in done] == ["completed", "completed"]
     run = next(r for r in _cell_runs(workdir, "wired") if r.data.params["regularizer"] == "l2")
     params = run.data.params
     assert params["regularizer.strength"] == "0.001" and params["augmentation.size"] == "2"

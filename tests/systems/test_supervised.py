@@ -126,9 +126,11 @@ def test_non_finite_loss_stops_training_as_diverged() -> None:
         classification=False,
         reconstruct=True,
     )
-    _fit(system, epochs=20)
+    trainer = _fit(system, epochs=20)
     assert system.diverged_epoch is not None and system.diverged_epoch < 19
     assert len(system.history["train/loss"]) == system.diverged_epoch + 1
+    # The exact first bad step, which lies inside the epoch where training stopped.
+    assert system.diverged_step // trainer.num_training_batches == system.diverged_epoch
 
 
 def test_reconstruction_targets_the_input() -> None:

@@ -160,9 +160,16 @@ def effective_lr(cell: Cell, setup: Setup) -> float:
 
 
 def run_cell(
-    cell: Cell, objective: Objective, *, run_id: str, tracking_uri: str, accelerator: str = "auto"
+    cell: Cell,
+    objective: Objective,
+    *,
+    run_id: str,
+    tracking_uri: str,
+    accelerator: str = "auto",
+    devices: list[int] | None = None,
 ) -> Result:
-    """Train ``cell``; metrics go to the MLflow run ``run_id``. Exceptions propagate."""
+    """Train ``cell`` on ``accelerator`` (GPU indices ``devices``); metrics go to MLflow run
+    ``run_id``. Exceptions propagate."""
     start = time.perf_counter()
     L.seed_everything(cell.seed, verbose=False)
     setup, system = build(cell)
@@ -172,7 +179,7 @@ def run_cell(
     trainer = L.Trainer(
         max_epochs=cell.settings["epochs"],
         accelerator=accelerator,
-        devices=1,
+        devices=devices or 1,
         logger=logger,
         callbacks=system.regularizer.callbacks(),
         enable_checkpointing=False,
@@ -186,7 +193,8 @@ def run_cell(
         return Result(
             "diverged",
             seconds=time.perf_counter() - start,
-            error=f"non-finite training loss in epoch {system.diverged_epoch}",
+            error=f"non-finite training loss at step {system.diverged_step} "
+            f"(epoch {system.diverged_epoch})",
         )
     trainer.test(system, datamodule=setup.datamodule, verbose=False)
     final = {key: values[-1] for key, values in system.history.items()}

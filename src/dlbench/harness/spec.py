@@ -19,6 +19,7 @@ is allowed. The schema (README has the user-facing version):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,9 @@ class StudySpec:
     description: str = ""
     source: str = ""
     source_sha: str = ""  # sha256 of the study file's text: provenance in MLflow and reports
+    # How it was loaded, so a worker process can load the same spec from ``source``.
+    smoke: bool = False
+    overrides: tuple[str, ...] = ()
 
 
 def study_path(study: str | Path) -> Path:
@@ -115,7 +119,8 @@ def load_study(
             raw = _apply_smoke(raw, origins)
         for item in overrides:
             raw = _apply_override(raw, item, origins)
-        return _build(raw, str(path), hashlib.sha256(text.encode()).hexdigest())
+        spec = _build(raw, str(path), hashlib.sha256(text.encode()).hexdigest())
+        return dataclasses.replace(spec, smoke=smoke, overrides=tuple(overrides))
     except ConfigError as err:
         raise _locate(err, str(path), origins) from None
 

@@ -5,20 +5,33 @@ with ``study.ask()``, which Optuna makes atomic (a trial moves WAITING -> RUNNIN
 once), and reports the outcome with ``study.tell()``. Finished cells (completed,
 diverged, failed, pruned) are never enqueued again, so a finished study re-run does
 nothing and an interrupted one picks up where it stopped.
+
+Storage: the journal file (default; safe for several processes on one machine) or
+an RDB URL. PostgreSQL/MySQL get Optuna's heartbeats, so a worker on another machine
+that dies mid-cell has its cell retried by the others; SQLite is refused for more than
+one worker (it locks). An attempt whose worker is gone, by a missed heartbeat or, on
+this host, a dead pid, is failed without an outcome, and its cell enqueued again.
+Several workers may enqueue the same cell at once; ``claim`` keeps exactly one attempt
+per cell (the lowest-numbered live one), so no cell is run twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import socket
-from collections.abc import Iterable
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage
+from optuna.storages import JournalStorage, RDBStorage, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from dlbench.errors import ConfigError
 from dlbench.harness.grid import Cell
 from dlbench.records import CELL, ERROR, OUTCOME, OUTCOMES
 
@@ -27,6 +40,14 @@ RUNS_DIR = Path("runs")
 # plus who claimed the attempt and which MLflow run records it.
 HOST, PID = "dlbench.host", "dlbench.pid"
 MLFLOW_RUN = "dlbench.mlflow_run"
+SECONDS = "dlbench.seconds"
+LIVE = (TrialState.WAITING, TrialState.RUNNING)
+# A worker writes a heartbeat this often (seconds) while it trains a cell; one silent
+# for GRACE_FACTOR intervals is presumed dead. Cells take seconds to minutes, so 30 s
+# costs nothing and a dead worker's cell is retried within two minutes.
+HEARTBEAT_INTERVAL = 30
+GRACE_FACTOR = 3
+UNOWNED_GRACE = 60  # seconds a claimed trial may go without its owner's host and pid
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,15 +56,43 @@ def journal_path(study: str) -> Path:
     return RUNS_DIR / study / "optuna.journal"
 
 
-def open_study(name: str, direction: str, storage: str | None = None) -> optuna.Study:
+def open_study(
+    name: str,
+    direction: str,
+    storage: str | None = None,
+    *,
+    workers: int = 1,
+    heartbeat: int = HEARTBEAT_INTERVAL,
+) -> optuna.Study:
     """Create or load the Optuna study; default storage is the journal file in ``runs/``."""
-    if storage is None:
+    return optuna.create_study(
+        study_name=name,
+        storage=_storage(name, storage, workers, heartbeat),
+        direction=direction,
+        load_if_exists=True,
+    )
+
+
+def _storage(
+    name: str, url: str | None, workers: int, heartbeat: int
+) -> optuna.storages.BaseStorage:
+    if url is None:
         path = journal_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.create_study(
-        study_name=name, storage=storage, direction=direction, load_if_exists=True
-    )
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite"):
+        if workers > 1:
+            raise ConfigError(
+                f"SQLite locks under {workers} concurrent workers; leave --storage out "
+                "(journal file, one machine) or use postgresql://... (several machines)",
+                key="--storage",
+            )
+        return RDBStorage(url)
+    if "://" not in url:
+        raise ConfigError(
+            f"must be a database URL like postgresql://user@host/db, got {url!r}", key="--storage"
+        )
+    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR)
 
 
 def worker_alive(host: str | None, pid: object) -> bool:
@@ -59,7 +108,17 @@ def worker_alive(host: str | None, pid: object) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed worker nobody reaped yet (its launcher died too, in a container whose
+    init does not reap): it still has a pid but will never finish its cell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # not Linux, or gone meanwhile
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def worker_tags() -> dict[str, str]:
@@ -67,57 +126,143 @@ def worker_tags() -> dict[str, str]:
     return {HOST: socket.gethostname(), PID: str(os.getpid())}
 
 
-def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """RUNNING trials whose worker on this host is gone (killed or crashed)."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return [
+def reap(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail every attempt whose worker is gone (missed heartbeats, or a dead pid here).
+
+    Returns those attempts, so their MLflow runs can be closed too. Their cells have
+    no outcome and are enqueued again by ``pending``.
+    """
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, and stable since
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)  # heartbeat storages only; a no-op for the journal
+    gone = [
         t
-        for t in running
-        if CELL in t.user_attrs and not worker_alive(t.user_attrs.get(HOST), t.user_attrs.get(PID))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number not in before and CELL in t.user_attrs
     ]
+    unowned_since = datetime.datetime.now() - datetime.timedelta(seconds=UNOWNED_GRACE)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if CELL not in attrs:
+            continue
+        # Killed between ask() and recording its owner: nobody will ever finish it.
+        unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
+        if unowned or not worker_alive(attrs.get(HOST), attrs.get(PID)):
+            release(study, trial)
+            gone.append(trial)
+    return gone
 
 
-def release(study: optuna.Study, trial: FrozenTrial) -> None:
+def release(study: optuna.Study, trial: FrozenTrial | Trial, reason: str = "interrupted") -> None:
     """Mark an abandoned attempt FAIL (outcome unset), so its cell is enqueued again."""
-    study._storage.set_trial_user_attr(trial._trial_id, ERROR, "interrupted")
-    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_user_attr(trial._trial_id, ERROR, reason)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
-def pending(study: optuna.Study, cells: Iterable[Cell]) -> list[Cell]:
-    """Enqueue every cell with no finished, waiting or running attempt; return unfinished cells."""
-    seen: dict[str, set[TrialState | str]] = {}
+def finished(trial: FrozenTrial, retry_before: int = 0) -> bool:
+    """Whether ``trial`` settled its cell; failures numbered below ``retry_before`` do not."""
+    outcome = trial.user_attrs.get(OUTCOME)
+    return outcome in OUTCOMES and not (outcome == "failed" and trial.number < retry_before)
+
+
+def attempts_by_cell(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
+    """Every attempt so far, grouped by cell id, in trial order."""
+    by_cell: dict[str, list[FrozenTrial]] = {}
     for trial in study.get_trials(deepcopy=False):
         if CELL in trial.user_attrs:
-            state = trial.user_attrs.get(OUTCOME) if trial.state.is_finished() else trial.state
-            seen.setdefault(trial.user_attrs[CELL], set()).add(state)
+            by_cell.setdefault(trial.user_attrs[CELL], []).append(trial)
+    return by_cell
+
+
+def pending(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
+    """Enqueue every unsettled cell with no waiting or running attempt; return unsettled cells."""
+    by_cell = attempts_by_cell(study)
     todo = []
     for cell in cells:
-        states = seen.get(cell.id, set())
-        if states & set(OUTCOMES):
+        trials = by_cell.get(cell.id, [])
+        if any(finished(t, retry_before) for t in trials):
             continue
-        if not states & {TrialState.WAITING, TrialState.RUNNING}:
+        if not any(t.state in LIVE for t in trials):
             study.enqueue_trial({}, user_attrs={CELL: cell.id})
         todo.append(cell)
     return todo
 
 
-def claim(study: optuna.Study) -> Trial | None:
-    """The next waiting cell's trial, now RUNNING and owned by this process; None when none."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        return None
-    trial = study.ask()
-    if CELL not in trial.user_attrs:
-        # Another worker took the last waiting trial first and ask() made a fresh one.
-        study.tell(trial, state=TrialState.FAIL)
-        return None
-    for key, value in worker_tags().items():
-        trial.set_user_attr(key, value)
-    return trial
+def claim(study: optuna.Study, retry_before: int = 0) -> Trial | None:
+    """The next waiting cell's trial, now RUNNING and owned by this process; None when none.
+
+    A trial whose cell is already settled, or has a live attempt numbered lower (two
+    workers enqueued it at once), is dropped: exactly one attempt per cell runs.
+    """
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial = study.ask()
+        if CELL not in trial.user_attrs:
+            # Another worker took the last waiting trial first and ask() made a fresh one.
+            study.tell(trial, state=TrialState.FAIL)
+            return None
+        for key, value in worker_tags().items():
+            trial.set_user_attr(key, value)
+        siblings = [
+            t
+            for t in attempts_by_cell(study).get(trial.user_attrs[CELL], [])
+            if t.number != trial.number
+        ]
+        if any(
+            finished(t, retry_before) or (t.state in LIVE and t.number < trial.number)
+            for t in siblings
+        ):
+            release(study, trial, "duplicate")
+            continue
+        return trial
+    return None
 
 
-def finish(study: optuna.Study, trial: Trial, outcome: str, value: float | None) -> None:
+def attempt_number(study: optuna.Study, cell_id: str) -> int:
+    """1 + the attempts at ``cell_id`` that got as far as an MLflow run."""
+    return 1 + sum(MLFLOW_RUN in t.user_attrs for t in attempts_by_cell(study).get(cell_id, []))
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
+    """Record heartbeats for ``trial`` while a cell trains (storages that support them)."""
+    store = study._storage
+    interval = store.get_heartbeat_interval() if isinstance(store, RDBStorage) else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            store.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def finish(
+    study: optuna.Study,
+    trial: Trial,
+    outcome: str,
+    value: float | None,
+    *,
+    seconds: float = 0.0,
+    error: str | None = None,
+) -> None:
     """Record a cell attempt's outcome; only ``completed`` carries an objective value."""
     trial.set_user_attr(OUTCOME, outcome)
+    trial.set_user_attr(SECONDS, round(seconds, 3))
+    if error:
+        trial.set_user_attr(ERROR, error[:2000])
     if outcome == "completed":
         study.tell(trial, value)
     elif outcome == "pruned":

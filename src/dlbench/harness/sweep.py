@@ -1,14 +1,22 @@
-"""A sweep: claim cells from Optuna one by one, train each, record it in MLflow.
+"""A sweep: the launcher. It validates the study, prepares Optuna and MLflow, starts
+the workers (``worker.py``) and draws the progress from the Optuna storage.
 
-Progress is one bar for the whole study (cells done / total, elapsed, ETA) with a
-line per finished cell above it; Lightning's own per-epoch bars are off.
+Progress is one bar for the whole study (cells settled / total, elapsed, ETA) with a
+line per finished cell above it, whichever worker ran it; Lightning's own per-epoch
+bars are off. Worker processes write their logs to ``runs/<study>/worker-N.log``.
 """
 
 from __future__ import annotations
 
-import statistics
+import contextlib
+import dataclasses
+import os
+import subprocess
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,14 +26,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from dlbench.harness import storage
-from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import Result, checked_cells, run_cell
+from dlbench.harness import devices as device_plan
+from dlbench.harness import storage, worker
+from dlbench.harness.grid import Cell
+from dlbench.harness.runner import checked_cells
 from dlbench.harness.spec import StudySpec
-from dlbench.harness.tracking import Tracker
-from dlbench.records import CELL, tracking_uri
+from dlbench.harness.tracking import Tracker, shared_store
+from dlbench.records import CELL, ERROR, OUTCOME, tracking_uri
 
 MARKS = {
     "completed": "[green]done[/]",
@@ -35,10 +43,15 @@ MARKS = {
 }
 
 
-@dataclass
-class CellReport:
+@dataclass(frozen=True)
+class Settled:
+    """A cell attempt that finished during this run, as the storage records it."""
+
     cell: Cell
-    result: Result
+    outcome: str
+    objective: float | None
+    seconds: float
+    error: str | None
 
 
 def run_study(
@@ -46,103 +59,155 @@ def run_study(
     *,
     tracking: str | None = None,
     optuna_storage: str | None = None,
-    accelerator: str = "auto",
+    devices: str = "auto",
+    workers: int | None = None,
+    per_device: int = 1,
+    threads: int = 1,
+    retry_failed: bool = False,
+    heartbeat: int = storage.HEARTBEAT_INTERVAL,
     console: Console | None = None,
-) -> list[CellReport]:
-    """Run every unfinished cell of ``spec``; returns what this invocation ran."""
+) -> list[Settled]:
+    """Run every unsettled cell of ``spec`` on the given devices; returns what settled now."""
     console = console or Console(stderr=True)
     uri = tracking_uri(tracking)
+    slots = device_plan.plan(
+        devices,
+        workers=workers,
+        per_device=per_device,
+        gpu_count=torch.cuda.device_count(),
+        cores=device_plan.usable_cores(),
+        threads=threads,
+    )
     cells = checked_cells(spec)
-    by_id = {cell.id: cell for cell in cells}
-    study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
-    tracker = Tracker(spec, uri)
-    for trial in storage.stale_trials(study):
-        storage.release(study, trial)
+    study = storage.open_study(
+        spec.name,
+        spec.objective.direction,
+        optuna_storage,
+        workers=len(slots),
+        heartbeat=heartbeat,
+    )
+    tracker = Tracker(spec, uri)  # experiment and parent run, before any worker starts
+    storage.reap(study)
     tracker.abandon_orphans("interrupted: the worker running this cell stopped")
-    todo = storage.pending(study, cells)
-    attempts = _attempts(study)
-    done: list[CellReport] = []
+    retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
+    todo = storage.pending(study, cells, retry_before)
+    monitor = Monitor(study, cells, spec.objective.metric)
+    where = optuna_storage or storage.journal_path(spec.name)
     console.print(
         f"[bold]{spec.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
-        f"{len(todo)} to run  (MLflow: {uri}, Optuna: {optuna_storage or storage.journal_path(spec.name)})"
+        f"{len(todo)} to run on {', '.join(slot.label for slot in slots)}  "
+        f"(MLflow: {uri}, Optuna: {where})"
     )
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[last]}"),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(
-            spec.name, total=len(cells), completed=len(cells) - len(todo), last=""
-        )
-        while (trial := storage.claim(study)) is not None:
-            cell = by_id.get(trial.user_attrs[CELL])
-            if cell is None:  # queued by a run of a different version of the study file
-                storage.release(study, trial)
-                continue
-            attempts[cell.id] = attempts.get(cell.id, 0) + 1
-            run_id = tracker.start_cell(cell, attempts[cell.id])
-            trial.set_user_attr(storage.MLFLOW_RUN, run_id)
-            try:
-                result = run_cell(
-                    cell, spec.objective, run_id=run_id, tracking_uri=uri, accelerator=accelerator
-                )
-            except (KeyboardInterrupt, SystemExit):
-                tracker.abandon(run_id, "interrupted by the user")
-                storage.release(study, trial)
-                raise
-            except Exception as err:  # a crashed cell is recorded and the sweep goes on
-                result = Result("failed", error=f"{type(err).__name__}: {err}")
-            tracker.end_cell(run_id, result.outcome, result.objective, result.error)
-            storage.finish(study, trial, result.outcome, result.objective)
-            done.append(CellReport(cell, result))
-            last = _describe(cell, result, spec.objective.metric)
-            progress.console.print(f"  {MARKS[result.outcome]:>20} {last}")
-            progress.update(bar, advance=1, last=last)
+    logs = storage.RUNS_DIR / spec.name
+    with (
+        monitor.progress(console, len(cells) - len(todo)),
+        shared_store(uri, len(slots) if todo else 1, logs / "mlflow-server.log") as shared,
+    ):
+        jobs = [
+            worker.Job(
+                study=spec.source,
+                smoke=spec.smoke,
+                overrides=list(spec.overrides),
+                storage=optuna_storage,
+                tracking=shared,
+                accelerator=slot.accelerator,
+                devices=None if slot.accelerator == device_plan.CPU else [0],
+                threads=slot.threads,
+                retry_before=retry_before,
+                workers=len(slots),
+                heartbeat=heartbeat,
+            )
+            for slot in slots
+        ]
+        if todo and len(slots) == 1:  # in this process: the GPU by index, not by env
+            gpu = slots[0].env.get("CUDA_VISIBLE_DEVICES")
+            job = dataclasses.replace(jobs[0], devices=[int(gpu)] if gpu else None)
+            worker.work(spec, job, on_finish=monitor.poll)
+        elif todo:
+            _run_processes(jobs, slots, logs, monitor, console)
+        monitor.poll()
     tracker.close()
-    return done
+    return monitor.settled
 
 
-def _attempts(study) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        if CELL in trial.user_attrs and storage.MLFLOW_RUN in trial.user_attrs:
-            counts[trial.user_attrs[CELL]] = counts.get(trial.user_attrs[CELL], 0) + 1
-    return counts
+def _run_processes(jobs, slots, logs: Path, monitor: Monitor, console: Console) -> None:
+    """Start one worker process per slot and show progress until all have exited."""
+    processes = []
+    for job, slot in zip(jobs, slots, strict=True):
+        log = logs / f"worker-{slot.index}.log"
+        env = {**os.environ, **slot.env}
+        job = dataclasses.replace(job, launcher_pid=os.getpid())
+        with log.open("w") as out:
+            processes.append(
+                (log, subprocess.Popen(worker.command(job), env=env, stdout=out, stderr=out))
+            )
+    try:
+        # poll() every process each time: it also reaps a dead worker, whose pid would
+        # otherwise linger as a zombie and look alive to the others' liveness checks.
+        while [p.poll() for _, p in processes].count(None):
+            monitor.poll()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C; they release their cells and exit.
+        for _, process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+        raise
+    for log, process in processes:
+        if process.returncode != 0:
+            console.print(f"[red]a worker exited with code {process.returncode}; see {log}[/]")
 
 
-def _describe(cell: Cell, result: Result, metric: str) -> str:
-    if result.outcome == "completed":
-        return f"{cell.label}: {metric}={result.objective:.4f} ({result.seconds:.1f}s)"
-    return f"{cell.label}: {result.error}"
+class Monitor:
+    """Reads settled attempts from the storage and draws them: one path for any number
+    of workers, in this process or others."""
+
+    def __init__(self, study, cells: list[Cell], metric: str):
+        self.study, self.metric = study, metric
+        self.by_id = {cell.id: cell for cell in cells}
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.settled: list[Settled] = []
+        self._progress: Progress | None = None
+
+    @contextlib.contextmanager
+    def progress(self, console: Console, already: int):
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[last]}"),
+        )
+        with Progress(*columns, console=console, transient=False) as progress:
+            self._progress = progress
+            self._bar = progress.add_task(
+                self.study.study_name, total=len(self.by_id), completed=already, last=""
+            )
+            yield
+        self._progress = None
+
+    def poll(self) -> None:
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.number in self.seen or not trial.state.is_finished():
+                continue
+            self.seen.add(trial.number)
+            attrs = trial.user_attrs
+            cell = self.by_id.get(attrs.get(CELL))
+            if cell is None or OUTCOME not in attrs:
+                continue  # released for a retry, or not this study file's cell
+            done = Settled(
+                cell, attrs[OUTCOME], trial.value, attrs.get(storage.SECONDS, 0.0), attrs.get(ERROR)
+            )
+            self.settled.append(done)
+            if self._progress is not None:
+                last = _describe(done, self.metric)
+                self._progress.console.print(f"  {MARKS[done.outcome]:>20} {last}")
+                self._progress.update(self._bar, advance=1, last=last)
 
 
-def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
-    """Per arm, over every attempt so far: cells done, objective mean +- std, what did not complete."""
-    study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
-    latest = {
-        t.user_attrs[CELL]: t for t in study.get_trials(deepcopy=False) if CELL in t.user_attrs
-    }
-    table = Table(title=f"{spec.name}: {spec.objective.metric} ({spec.objective.summary} epoch)")
-    for column in ("arm", "completed", "mean", "std", "not completed"):
-        table.add_column(column, justify="left" if column in ("arm", "not completed") else "right")
-    arms: dict[str, list[Cell]] = {}
-    for cell in expand(spec):
-        arms.setdefault(cell.arm_label or spec.name, []).append(cell)
-    for arm, cells in arms.items():
-        values, other = [], []
-        for cell in cells:
-            trial = latest.get(cell.id)
-            outcome = trial.user_attrs.get(storage.OUTCOME) if trial else None
-            if outcome == "completed":
-                values.append(trial.value)
-            else:
-                other.append(f"s{cell.seed}:{outcome or 'missing'}")
-        mean = f"{statistics.fmean(values):.4f}" if values else "-"
-        std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "-"
-        table.add_row(arm, f"{len(values)}/{len(cells)}", mean, std, " ".join(other))
-    return table
+def _describe(done: Settled, metric: str) -> str:
+    if done.outcome == "completed":
+        return f"{done.cell.label}: {metric}={done.objective:.4f} ({done.seconds:.1f}s)"
+    return f"{done.cell.label}: {done.error}"

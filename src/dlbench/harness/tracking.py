@@ -8,9 +8,16 @@ at step = epoch), the outcome and the environment as tags.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import platform
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -38,8 +45,13 @@ from dlbench.records import (
     STUDY,
 )
 
+SERVER_START_TIMEOUT = 120  # seconds; a first start migrates the database schema
+
 # MLflow announces database creation and migrations at INFO: noise at every sweep start.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
+# Against a tracking server MLflow prints "View run ... at: URL" to stdout for every run
+# it closes: hundreds of lines through a sweep's progress bar. `dlbench ui` shows them all.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @cache
@@ -71,12 +83,22 @@ def _git_commit() -> str:
 
 
 class Tracker:
-    """One study's experiment and parent run; creates and closes cell runs."""
+    """One study's experiment and parent run; creates and closes cell runs.
 
-    def __init__(self, spec: StudySpec, uri: str):
+    The launcher creates (or reopens) the experiment and the parent run up front;
+    workers ``attach`` to them, so concurrent workers never race to create either.
+    """
+
+    def __init__(self, spec: StudySpec, uri: str, *, attach: bool = False):
         self.uri, self.spec = uri, spec
         self.client = MlflowClient(uri)
         experiment = self.client.get_experiment_by_name(spec.name)
+        if attach:
+            found = self.client.search_runs(
+                [experiment.experiment_id], f"tags.`{ROLE}` = 'study'", max_results=1
+            )
+            self.experiment_id, self.parent_id = experiment.experiment_id, found[0].info.run_id
+            return
         self.experiment_id = (
             experiment.experiment_id if experiment else self.client.create_experiment(spec.name)
         )
@@ -120,6 +142,7 @@ class Tracker:
             **{ARM + axis: label for axis, label in cell.arm.items()},
             **environment_tags(),
             **worker_tags(),
+            "dlbench.threads": str(torch.get_num_threads()),  # sets a metric's last bits
         }
         run = self.client.create_run(self.experiment_id, run_name=cell.label, tags=tags)
         params = {"problem": cell.problem, "seed": cell.seed, **cell.settings}
@@ -159,3 +182,46 @@ class Tracker:
 
     def close(self) -> None:
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+
+@contextlib.contextmanager
+def shared_store(uri: str, workers: int, log: Path) -> Iterator[str]:
+    """The tracking URI several workers can write to at once.
+
+    A SQLite store locks ("database is locked") when several processes write to it,
+    so for more than one worker a local MLflow server on 127.0.0.1 fronts it for the
+    sweep and is stopped afterwards; workers log through it over HTTP. Servers and
+    other databases are used as they are.
+    """
+    if workers == 1 or not uri.startswith("sqlite"):
+        yield uri
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with log.open("w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not _healthy(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local MLflow server did not start; see {log}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -11,7 +11,6 @@ host-device synchronisation.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,9 +57,12 @@ class SupervisedSystem(L.LightningModule):
         self._epoch_start = 0.0
         self._perturbation = contextlib.ExitStack()
         self._step_lr = lr
-        # Epoch whose training loss was not finite; training stops there. A diverged
-        # run is a result (outcome ``diverged``), not a crash.
+        # Where the training loss first was not finite; training stops at the end of that
+        # epoch. A diverged run is a result (outcome ``diverged``), not a crash. The step
+        # is tracked on the device (no per-step sync) and read once per epoch.
         self.diverged_epoch: int | None = None
+        self.diverged_step: int | None = None
+        self._first_bad: Tensor | None = None
         self.history: dict[str, list[float]] = {}  # metric -> value per epoch, as logged
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,7 +130,12 @@ class SupervisedSystem(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         # Weight noise stays on through forward and backward; it is lifted before the step.
         self._perturbation.enter_context(self.regularizer.perturb(self.model))
-        return self._step("train", batch) + self.regularizer.penalty(self.model)
+        loss = self._step("train", batch) + self.regularizer.penalty(self.model)
+        if self._first_bad is None:
+            self._first_bad = torch.tensor(-1, device=loss.device)
+        fresh = ~torch.isfinite(loss.detach()) & (self._first_bad < 0)
+        self._first_bad = torch.where(fresh, self.global_step, self._first_bad)
+        return loss
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         self._perturbation.close()
@@ -152,8 +159,8 @@ class SupervisedSystem(L.LightningModule):
         metrics = self._epoch_metrics("train")
         metrics["time/epoch_s"] = time.perf_counter() - self._epoch_start
         self._log(metrics)
-        if not math.isfinite(metrics.get("train/loss", 0.0)):
-            self.diverged_epoch = self.current_epoch
+        if self._first_bad is not None and (step := int(self._first_bad)) >= 0:
+            self.diverged_epoch, self.diverged_step = self.current_epoch, step
             self.trainer.should_stop = True
 
     def on_test_epoch_end(self) -> None:

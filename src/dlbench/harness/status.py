@@ -1,0 +1,76 @@
+"""Where a study stands, read from the Optuna storage: per cell, per state, per arm."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from optuna.trial import TrialState
+from rich.table import Table
+
+from dlbench.harness import storage
+from dlbench.harness.grid import Cell, expand
+from dlbench.harness.spec import StudySpec
+from dlbench.records import OUTCOME
+
+# A cell's state, in the order the status table lists them.
+STATES = ("done", "running", "failed", "diverged", "pruned", "missing")
+_BY_OUTCOME = {"completed": "done", "failed": "failed", "diverged": "diverged", "pruned": "pruned"}
+
+
+def cell_state(attempts: list) -> str:
+    """done/diverged/pruned/failed from the latest settled attempt, else running or missing."""
+    settled = [t for t in attempts if t.user_attrs.get(OUTCOME)]
+    if settled:
+        return _BY_OUTCOME[settled[-1].user_attrs[OUTCOME]]
+    if any(t.state == TrialState.RUNNING for t in attempts):
+        return "running"
+    return "missing"  # never started, queued, or its attempt was interrupted
+
+
+def states(spec: StudySpec, optuna_storage: str | None = None) -> list[tuple[Cell, str]]:
+    """Every cell of ``spec`` with its state; a study never run is not created by asking."""
+    by_cell = {}
+    if optuna_storage or storage.journal_path(spec.name).exists():
+        study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
+        by_cell = storage.attempts_by_cell(study)
+    return [(cell, cell_state(by_cell.get(cell.id, []))) for cell in expand(spec)]
+
+
+def status_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
+    """Counts of cells per state, with the cells that are not done named."""
+    found = states(spec, optuna_storage)
+    counts = Counter(state for _, state in found)
+    table = Table(title=f"{spec.name}: {len(found)} cells")
+    for column in ("state", "cells", "which"):
+        table.add_column(column, justify="right" if column == "cells" else "left")
+    for state in STATES:
+        which = [cell.label for cell, s in found if s == state]
+        shown = ", ".join(which[:8]) + (f", ... ({len(which) - 8} more)" if len(which) > 8 else "")
+        table.add_row(state, str(counts.get(state, 0)), "" if state == "done" else shown)
+    return table
+
+
+def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
+    """Per arm, over every attempt so far: cells done, objective mean +- std, what did not complete."""
+    study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
+    by_cell = storage.attempts_by_cell(study)
+    table = Table(title=f"{spec.name}: {spec.objective.metric} ({spec.objective.summary} epoch)")
+    for column in ("arm", "completed", "mean", "std", "not completed"):
+        table.add_column(column, justify="left" if column in ("arm", "not completed") else "right")
+    arms: dict[str, list[Cell]] = {}
+    for cell in expand(spec):
+        arms.setdefault(cell.arm_label or spec.name, []).append(cell)
+    for arm, cells in arms.items():
+        values, other = [], []
+        for cell in cells:
+            attempts = by_cell.get(cell.id, [])
+            state = cell_state(attempts)
+            if state == "done":
+                values.append(next(t.value for t in reversed(attempts) if t.value is not None))
+            else:
+                other.append(f"s{cell.seed}:{state}")
+        mean = f"{statistics.fmean(values):.4f}" if values else "-"
+        std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "-"
+        table.add_row(arm, f"{len(values)}/{len(cells)}", mean, std, " ".join(other))
+    return table

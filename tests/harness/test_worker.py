@@ -1,0 +1,121 @@
+"""Several real worker processes on one machine: exactly-once coverage, kills, determinism."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_STUDY, uri_of, write_study
+from dlbench.harness import storage
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
+from dlbench.harness.sweep import run_study
+from dlbench.records import CELL, ERROR, OUTCOME, ROLE
+
+# Four cells long enough (about 2 s each) that a kill lands inside one.
+STUDY = TINY_STUDY.replace("epochs: 2", "epochs: 12")
+
+
+def _dlbench(path: Path, folder: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "dlbench.cli",
+        "run",
+        str(path),
+        "--tracking-uri",
+        uri_of(folder),
+        *args,
+    ]
+
+
+def _runs(folder: Path, study: str) -> list:
+    client = MlflowClient(uri_of(folder))
+    experiment = client.get_experiment_by_name(study)
+    return [
+        r for r in client.search_runs([experiment.experiment_id]) if r.data.tags[ROLE] == "cell"
+    ]
+
+
+def _assert_exactly_once(folder: Path, path: Path) -> list:
+    """Every cell has exactly one completed run, and no run is left RUNNING."""
+    runs = _runs(folder, "tiny")
+    completed = [r for r in runs if r.data.tags.get(OUTCOME) == "completed"]
+    assert sorted(r.data.tags[CELL] for r in completed) == sorted(
+        c.id for c in expand(load_study(path))
+    ), "every cell completed exactly once"
+    assert all(r.info.status != "RUNNING" for r in runs), "no run may stay RUNNING"
+    return completed
+
+
+def _running_attempt(timeout: float = 180) -> optuna.trial.FrozenTrial:
+    """Wait for a cell attempt that a worker is training, with its MLflow run open."""
+    deadline = time.monotonic() + timeout
+    journal = storage.journal_path("tiny")
+    while time.monotonic() < deadline:
+        if journal.exists():
+            study = storage.open_study("tiny", "maximize")
+            for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if storage.MLFLOW_RUN in trial.user_attrs:
+                    return trial
+        time.sleep(0.1)
+    raise AssertionError("no worker started a cell")
+
+
+def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Path) -> None:
+    path = write_study(workdir, STUDY, "tiny.yaml")
+    process = subprocess.Popen(
+        _dlbench(path, workdir, "--devices", "cpu", "--workers", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = _running_attempt()
+    os.kill(int(victim.user_attrs[storage.PID]), signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "a worker exited with code -9" in err  # the launcher says so, and goes on
+
+    completed = _assert_exactly_once(workdir, path)
+    killed = [
+        r for r in _runs(workdir, "tiny") if r.info.run_id == victim.user_attrs[storage.MLFLOW_RUN]
+    ]
+    assert killed[0].info.status == "KILLED" and "stopped" in killed[0].data.tags[ERROR]
+    assert len({r.data.tags[storage.PID] for r in _runs(workdir, "tiny")}) == 2  # both worked
+
+    # Determinism: the same cells in one in-process worker give identical metrics.
+    alone = workdir / "alone"
+    alone.mkdir()
+    os.chdir(alone)
+    run_study(load_study(path), tracking=uri_of(alone), devices="cpu")
+    by_cell = {r.data.tags[CELL]: r.data.metrics for r in _runs(alone, "tiny")}
+    for run in completed:
+        for key in ("train/loss", "val/loss", "val/acc", "test/acc"):
+            assert run.data.metrics[key] == by_cell[run.data.tags[CELL]][key], key
+
+
+def test_a_killed_multi_worker_run_resumes_with_one_worker(workdir: Path) -> None:
+    """Kill -9 the whole run (launcher and workers) mid-cell, then run it again."""
+    path = write_study(workdir, STUDY, "tiny.yaml")
+    process = subprocess.Popen(
+        _dlbench(path, workdir, "--devices", "cpu", "--workers", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _running_attempt()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    result = subprocess.run(
+        _dlbench(path, workdir, "--devices", "cpu"), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    _assert_exactly_once(workdir, path)
