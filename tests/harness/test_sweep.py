@@ -11,10 +11,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
-from dlbench.harness import storage, sweep, worker
+from dlbench.cli import main
+from dlbench.harness import status, storage, sweep, worker
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE
@@ -99,6 +101,57 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     # Both are final: running again does not retry them.
     monkeypatch.setattr(worker, "run_cell", real)
     assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu") == []
+    found = {cell.arm_label: state for cell, state in status.states(spec)}
+    assert found == {"sgd": "diverged", "adam": "failed"}
+
+    # --retry-failed runs the crashed cell once more (it now completes); diverged stays.
+    again = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", retry_failed=True)
+    assert [(d.cell.arm_label, d.outcome) for d in again] == [("adam", "completed")]
+    found = {cell.arm_label: state for cell, state in status.states(spec)}
+    assert found == {"sgd": "diverged", "adam": "done"}
+    adam = [r for r in _cell_runs(workdir, "tiny_smoke") if r.data.params["optimizer"] == "adam"]
+    assert sorted(r.data.tags["dlbench.attempt"] for r in adam) == ["1", "2"]
+
+
+def test_cuda_out_of_memory_fails_the_cell_and_the_worker_carries_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_study(write_study(workdir, TINY_STUDY), smoke=True)
+    real = worker.run_cell
+
+    def oom_on_sgd(cell, *args, **kwargs):
+        if cell.settings["optimizer"] == "sgd":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "run_cell", oom_on_sgd)
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    assert [(d.cell.arm_label, d.outcome) for d in done] == [
+        ("sgd", "failed"),
+        ("adam", "completed"),
+    ]
+    assert done[0].error.startswith("CUDA out of memory: ") and "20.00 GiB" in done[0].error
+
+
+def test_sqlite_optuna_storage_is_refused_for_several_workers(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    args = ["run", str(path), "--devices", "cpu", "--workers", "2", "--storage", "sqlite:///o.db"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dlbench: error: --storage: SQLite locks") and "postgresql://" in err
+    assert not any(workdir.glob("*.db")) and not (workdir / "runs").exists()  # nothing written
+
+
+def test_status_of_a_study_never_run_shows_every_cell_missing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    assert main(["status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: 4 cells" in out and "missing" in out and "sgd s0" in out
+    assert not (workdir / "runs").exists()  # asking does not create the study
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path) -> None:

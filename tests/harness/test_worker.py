@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,7 +20,9 @@ from dlbench.harness import storage
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
+from dlbench.harness.tracking import _healthy
 from dlbench.records import CELL, ERROR, OUTCOME, ROLE
+from postgres_server import create_database
 
 # Four cells long enough (about 2 s each) that a kill lands inside one.
 STUDY = TINY_STUDY.replace("epochs: 2", "epochs: 12")
@@ -55,18 +60,42 @@ def _assert_exactly_once(folder: Path, path: Path) -> list:
     return completed
 
 
-def _running_attempt(timeout: float = 180) -> optuna.trial.FrozenTrial:
+def _running_attempt(
+    study: optuna.Study | None = None, timeout: float = 180
+) -> optuna.trial.FrozenTrial:
     """Wait for a cell attempt that a worker is training, with its MLflow run open."""
     deadline = time.monotonic() + timeout
     journal = storage.journal_path("tiny")
     while time.monotonic() < deadline:
-        if journal.exists():
-            study = storage.open_study("tiny", "maximize")
+        if study is not None or journal.exists():
+            study = study or storage.open_study("tiny", "maximize")
             for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if storage.MLFLOW_RUN in trial.user_attrs:
                     return trial
         time.sleep(0.1)
     raise AssertionError("no worker started a cell")
+
+
+@contextlib.contextmanager
+def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
+    """An MLflow tracking server on 127.0.0.1, as the machines of a cluster would share."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
+    command += ["--default-artifact-root", str(folder / "artifacts"), "--workers", "1"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _healthy(url):
+            assert server.poll() is None and time.monotonic() < deadline, "no MLflow server"
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Path) -> None:
@@ -119,3 +148,38 @@ def test_a_killed_multi_worker_run_resumes_with_one_worker(workdir: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     _assert_exactly_once(workdir, path)
+
+
+def test_two_machines_share_postgresql_and_one_dies_mid_cell(
+    workdir: Path, postgres_url: str
+) -> None:
+    """Two `dlbench run`s as if on two machines: Optuna on PostgreSQL, MLflow on a tracking
+    server backed by PostgreSQL. Kill one mid-cell; the other retries that cell after the
+    missed heartbeats, and the grid completes exactly once."""
+    optuna_url = create_database(postgres_url, "optuna_two_machines")
+    with mlflow_server(create_database(postgres_url, "mlflow_two_machines"), workdir) as tracking:
+        path = write_study(workdir, STUDY, "tiny.yaml")
+        machine = [
+            sys.executable, "-m", "dlbench.cli", "run", str(path), "--devices", "cpu",
+            "--storage", optuna_url, "--tracking-uri", tracking, "--heartbeat", "1",
+        ]  # fmt: skip
+        first = subprocess.Popen(machine, stderr=subprocess.DEVNULL, start_new_session=True)
+        victim = _running_attempt(storage.open_study("tiny", "maximize", optuna_url))
+        second = subprocess.Popen(machine, stderr=subprocess.PIPE, text=True)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        _, err = second.communicate(timeout=300)
+        assert second.returncode == 0, err
+
+        client = MlflowClient(tracking)
+        experiment = client.get_experiment_by_name("tiny")
+        runs = [
+            r for r in client.search_runs([experiment.experiment_id]) if r.data.tags[ROLE] == "cell"
+        ]
+        completed = [r for r in runs if r.data.tags[OUTCOME] == "completed"]
+        assert sorted(r.data.tags[CELL] for r in completed) == sorted(
+            c.id for c in expand(load_study(path))
+        ), "every cell completed exactly once"
+        killed = next(r for r in runs if r.info.run_id == victim.user_attrs[storage.MLFLOW_RUN])
+        assert killed.info.status == "KILLED" and "interrupted" in killed.data.tags[ERROR]
+        assert all(r.info.status != "RUNNING" for r in runs)

@@ -92,7 +92,9 @@ def _storage(
         raise ConfigError(
             f"must be a database URL like postgresql://user@host/db, got {url!r}", key="--storage"
         )
-    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR)
+    with warnings.catch_warnings():  # heartbeats: experimental since Optuna 2.9, and stable
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR)
 
 
 def worker_alive(host: str | None, pid: object) -> bool:
@@ -127,31 +129,41 @@ def worker_tags() -> dict[str, str]:
 
 
 def reap(study: optuna.Study) -> list[FrozenTrial]:
-    """Fail every attempt whose worker is gone (missed heartbeats, or a dead pid here).
+    """Fail every attempt whose worker is gone; returns them, so their MLflow runs can be
+    closed too. Their cells have no outcome and are enqueued again by ``pending``.
 
-    Returns those attempts, so their MLflow runs can be closed too. Their cells have
-    no outcome and are enqueued again by ``pending``.
+    A database storage knows a worker is gone by its missed heartbeats (the workers may
+    be on other machines, where a pid means nothing); the journal, on one machine, by
+    its dead pid. Either way, an attempt that never recorded its owner is gone after
+    ``UNOWNED_GRACE`` seconds (killed between ``ask()`` and the next line).
     """
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-    with warnings.catch_warnings():  # experimental since Optuna 2.9, and stable since
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        fail_stale_trials(study)  # heartbeat storages only; a no-op for the journal
-    gone = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.number not in before and CELL in t.user_attrs
-    ]
+    gone = []
+    if _heartbeat_interval(study):
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        with warnings.catch_warnings():  # see _storage
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+        gone = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.number not in before and CELL in t.user_attrs
+        ]
     unowned_since = datetime.datetime.now() - datetime.timedelta(seconds=UNOWNED_GRACE)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if CELL not in attrs:
             continue
-        # Killed between ask() and recording its owner: nobody will ever finish it.
         unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
-        if unowned or not worker_alive(attrs.get(HOST), attrs.get(PID)):
+        dead = not _heartbeat_interval(study) and not worker_alive(attrs.get(HOST), attrs.get(PID))
+        if unowned or dead:
             release(study, trial)
             gone.append(trial)
     return gone
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    store = study._storage
+    return store.get_heartbeat_interval() if isinstance(store, RDBStorage) else None
 
 
 def release(study: optuna.Study, trial: FrozenTrial | Trial, reason: str = "interrupted") -> None:
@@ -197,7 +209,11 @@ def claim(study: optuna.Study, retry_before: int = 0) -> Trial | None:
     workers enqueued it at once), is dropped: exactly one attempt per cell runs.
     """
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial = study.ask()
+        with warnings.catch_warnings():  # we beat ourselves (``heartbeat``), not optimize()
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            trial = study.ask()
+        if _heartbeat_interval(study):  # at once: a trial with no heartbeat is never reaped
+            study._storage.record_heartbeat(trial._trial_id)
         if CELL not in trial.user_attrs:
             # Another worker took the last waiting trial first and ask() made a fresh one.
             study.tell(trial, state=TrialState.FAIL)
@@ -227,8 +243,7 @@ def attempt_number(study: optuna.Study, cell_id: str) -> int:
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
     """Record heartbeats for ``trial`` while a cell trains (storages that support them)."""
-    store = study._storage
-    interval = store.get_heartbeat_interval() if isinstance(store, RDBStorage) else None
+    store, interval = study._storage, _heartbeat_interval(study)
     if not interval:
         yield
         return
