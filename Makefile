@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint bench-optimizers bench-overhead report ui clean
+.PHONY: help install test test-slow lint bench-optimizers bench-batch-lr bench-overhead bench-workers report ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ lint: $(STAMP) ## ruff over src, tests and benchmarks
 
 bench-optimizers: $(STAMP) ## run the optimizer study on the embedded digits and render its report
 	$(BIN)/dlbench run optimizers && $(BIN)/dlbench report optimizers
+
+bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear, linear+warmup)
+	$(BIN)/dlbench run batch_lr_scaling && $(BIN)/dlbench report batch_lr_scaling
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py

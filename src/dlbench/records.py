@@ -12,6 +12,7 @@ ROLE = "dlbench.role"  # "study" on the parent run, "cell" on each child run
 STUDY = "dlbench.study"
 CELL = "dlbench.cell"  # stable cell id (hash of resolved settings)
 ATTEMPT = "dlbench.attempt"
+SEARCH_TRIAL = "dlbench.search_trial"  # search studies: the trial's index within its cell
 OUTCOME = "dlbench.outcome"  # completed | diverged | failed | pruned
 OUTCOMES = ("completed", "diverged", "failed", "pruned")
 ERROR = "dlbench.error"

@@ -13,13 +13,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlbench.components import FAMILIES, OPTIMIZERS
 from dlbench.harness.settings import TRAINING_DEFAULTS, optimizer_keys
-from dlbench.harness.spec import StudySpec
 from dlbench.problems import PROBLEMS
 from dlbench.registry import Choice
+
+if TYPE_CHECKING:
+    from dlbench.harness.spec import StudySpec
 
 # Families whose hyperparameters are namespaced settings (optimizer's are flat keys).
 NAMESPACED_FAMILIES = [f for f in FAMILIES if f != "optimizer"]
@@ -27,21 +29,33 @@ NAMESPACED_FAMILIES = [f for f in FAMILIES if f != "optimizer"]
 
 @dataclass(frozen=True)
 class Cell:
-    """One training run to do: settings, seed and the arm labels it belongs to."""
+    """One training run to do: settings, seed and the arm labels it belongs to.
+
+    In a search study each grid cell becomes ``trials`` units (``trial`` = 0, 1, ...),
+    each trained with sampled settings; ``grid_id`` names the grid cell they share and
+    stays put when the search replaces the settings.
+    """
 
     study: str
     problem: str
     seed: int
     settings: Mapping[str, Any]
     arm: Mapping[str, str]
+    trial: int | None = None
+    grid_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.grid_id:
+            blob = json.dumps(
+                {"problem": self.problem, "seed": self.seed, "settings": dict(self.settings)},
+                sort_keys=True,
+            )
+            object.__setattr__(self, "grid_id", hashlib.sha256(blob.encode()).hexdigest()[:12])
 
     @property
     def id(self) -> str:
-        blob = json.dumps(
-            {"problem": self.problem, "seed": self.seed, "settings": dict(self.settings)},
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        """The unit of work: the grid cell, or one search trial of it (``<grid_id>-t3``)."""
+        return self.grid_id if self.trial is None else f"{self.grid_id}-t{self.trial}"
 
     @property
     def arm_label(self) -> str:
@@ -51,7 +65,8 @@ class Cell:
     @property
     def label(self) -> str:
         """Human-readable name: arm labels and seed, e.g. ``adam s0``."""
-        return f"{self.arm_label} s{self.seed}".lstrip()
+        trial = "" if self.trial is None else f" t{self.trial}"
+        return f"{self.arm_label} s{self.seed}{trial}".lstrip()
 
     @property
     def optimizer_hparams(self) -> dict[str, Any]:
@@ -106,7 +121,9 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str,
 
 
 def expand(spec: StudySpec) -> list[Cell]:
-    """All cells, seeds outermost: a partial run has every arm of the first seed first."""
+    """All cells, seeds outermost: a partial run has every arm of the first seed first.
+
+    A search study has ``search.trials`` units per cell, innermost."""
     axes = list(spec.grid)
     arms = []
     for combo in itertools.product(*(spec.grid[axis] for axis in axes)):
@@ -115,8 +132,10 @@ def expand(spec: StudySpec) -> list[Cell]:
         )
         labels = {axis: arm.label for axis, arm in zip(axes, combo, strict=True)}
         arms.append((MappingProxyType(settings), MappingProxyType(labels)))
+    trials = range(spec.search.trials) if spec.search else [None]
     return [
-        Cell(spec.name, spec.problem, seed, settings, labels)
+        Cell(spec.name, spec.problem, seed, settings, labels, trial)
         for seed in spec.seeds
         for settings, labels in arms
+        for trial in trials
     ]

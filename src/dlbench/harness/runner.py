@@ -21,6 +21,7 @@ from dlbench.components.losses import check_pairing
 from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_lr
 from dlbench.errors import ConfigError
 from dlbench.harness.grid import Cell, expand
+from dlbench.harness.search import Pruning
 from dlbench.harness.settings import FULL_BATCH
 from dlbench.harness.spec import Objective, StudySpec
 from dlbench.problems import PROBLEMS, Setup
@@ -167,6 +168,7 @@ def run_cell(
     tracking_uri: str,
     accelerator: str = "auto",
     devices: list[int] | None = None,
+    pruning: Pruning | None = None,
 ) -> Result:
     """Train ``cell`` on ``accelerator`` (GPU indices ``devices``); metrics go to MLflow run
     ``run_id``. Exceptions propagate."""
@@ -174,14 +176,13 @@ def run_cell(
     L.seed_everything(cell.seed, verbose=False)
     setup, system = build(cell)
     logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
-    if system.lr != cell.settings["lr"]:
-        logger.log_hyperparams({"lr_effective": system.lr})
+    logger.log_hyperparams({"lr_effective": system.lr})  # lr after the batch-size rule
     trainer = L.Trainer(
         max_epochs=cell.settings["epochs"],
         accelerator=accelerator,
         devices=devices or 1,
         logger=logger,
-        callbacks=system.regularizer.callbacks(),
+        callbacks=[*system.regularizer.callbacks(), *([pruning] if pruning else [])],
         enable_checkpointing=False,
         enable_progress_bar=False,  # the sweep draws one bar for all cells
         enable_model_summary=False,
@@ -195,6 +196,13 @@ def run_cell(
             seconds=time.perf_counter() - start,
             error=f"non-finite training loss at step {system.diverged_step} "
             f"(epoch {system.diverged_epoch})",
+        )
+    if pruning is not None and pruning.pruned_epoch is not None:
+        return Result(
+            "pruned",
+            final={key: values[-1] for key, values in system.history.items()},
+            seconds=time.perf_counter() - start,
+            error=f"pruned by the search after epoch {pruning.pruned_epoch}",
         )
     trainer.test(system, datamodule=setup.datamodule, verbose=False)
     final = {key: values[-1] for key, values in system.history.items()}

@@ -14,7 +14,8 @@ is allowed. The schema (README has the user-facing version):
         - {name: adam, lr: 0.001}
     seeds: [0, 1, 2]
     objective: {metric: val/acc, direction: maximize, summary: last}   # optional
-    smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes)
+    search: {trials: 8, params: {lr: {low: 1.0e-4, high: 1, log: true}}}   # optional: tune
+    smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes, search)
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import yaml
 
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
+from dlbench.harness import search
+from dlbench.harness.search import Search
 from dlbench.harness.settings import (
     TRAINING_KEYS,
     check_hyperparameter,
@@ -39,8 +42,18 @@ from dlbench.harness.settings import (
 )
 from dlbench.problems import PROBLEMS
 
-TOP_KEYS = ("name", "description", "problem", "fixed", "grid", "seeds", "objective", "smoke")
-SMOKE_KEYS = ("grid", "seeds")  # besides any settings key
+TOP_KEYS = (
+    "name",
+    "description",
+    "problem",
+    "fixed",
+    "grid",
+    "seeds",
+    "objective",
+    "search",
+    "smoke",
+)
+SMOKE_KEYS = ("grid", "seeds", "search")  # besides any settings key
 OBJECTIVE_KEYS = ("metric", "direction", "summary")
 DIRECTIONS = ("maximize", "minimize")
 SUMMARIES = ("last", "best")  # the metric's value at the last epoch, or its best over epochs
@@ -76,6 +89,7 @@ class StudySpec:
     description: str = ""
     source: str = ""
     source_sha: str = ""  # sha256 of the study file's text: provenance in MLflow and reports
+    search: Search | None = None  # per-cell tuning (search.py); None: a plain grid
     # How it was loaded, so a worker process can load the same spec from ``source``.
     smoke: bool = False
     overrides: tuple[str, ...] = ()
@@ -145,11 +159,11 @@ def _apply_smoke(raw: dict, origins: dict[str, str]) -> dict:
     raw = {**raw, "name": f"{raw.get('name')}_smoke", "fixed": dict(raw.get("fixed") or {})}
     for key, value in smoke.items():
         if key in SMOKE_KEYS:
-            if key == "grid":
+            if key in ("grid", "search"):  # merged: the smoke tier changes some axes / fields
                 if not isinstance(value, dict):
-                    raise ConfigError("must be a mapping of axis to values", key="smoke.grid")
-                raw["grid"] = {**(raw.get("grid") or {}), **value}
-                origins.update({f"grid.{axis}": f"smoke.grid.{axis}" for axis in value})
+                    raise ConfigError("must be a mapping", key=f"smoke.{key}")
+                raw[key] = {**(raw.get(key) or {}), **value}
+                origins.update({f"{key}.{field}": f"smoke.{key}.{field}" for field in value})
             else:
                 raw[key] = value
                 origins[key] = f"smoke.{key}"
@@ -240,6 +254,7 @@ def _build(raw: dict, source: str, sha: str) -> StudySpec:
         grid=MappingProxyType(grid),
         seeds=_seeds(raw.get("seeds", [0])),
         objective=_objective(problem, _mapping(raw, "objective")),
+        search=search.parse(problem, raw.get("search"), list(grid)),
         description=description,
         source=source,
         source_sha=sha,
@@ -292,9 +307,10 @@ def _arm_from_mapping(problem: Any, axis: str, value: dict, at: str) -> Arm:
 def _component(problem: Any, family: str, value: dict, at: str) -> dict[str, Any]:
     """``{name: X, ...}`` as settings: the name under ``family``, then X's own settings.
 
-    Optimizer hyperparameters are flat settings (``momentum``, ``beta1``; an optimizer
-    arm may also set ``lr`` or other training keys); every other family's are
-    namespaced (``augmentation.alpha``), since names like ``alpha`` or ``p`` recur.
+    Optimizer hyperparameters are flat settings (``momentum``, ``beta1``); every other
+    family's are namespaced (``augmentation.alpha``), since names like ``alpha`` or ``p``
+    recur. Any arm may also set training keys (an optimizer arm its ``lr``, an
+    ``lr_scaling`` arm its ``warmup_epochs``): an arm is a setup, not only a name.
     """
     if "name" not in value:
         raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[family].names())}", key=at)
@@ -304,7 +320,7 @@ def _component(problem: Any, family: str, value: dict, at: str) -> dict[str, Any
     for key, setting in value.items():
         if key == "name":
             continue
-        if family == "optimizer" and key in TRAINING_KEYS:
+        if key in TRAINING_KEYS and key != family:  # e.g. an optimizer arm's own lr
             settings[key] = _checked(problem, key, setting, f"{at}.{key}")
         elif key not in takes or key == "lr":
             raise ConfigError(

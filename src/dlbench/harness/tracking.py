@@ -42,6 +42,7 @@ from dlbench.records import (
     OUTCOME,
     PARENT,
     ROLE,
+    SEARCH_TRIAL,
     STUDY,
 )
 
@@ -136,8 +137,9 @@ class Tracker:
             PARENT: self.parent_id,
             ROLE: "cell",
             STUDY: cell.study,
-            CELL: cell.id,
+            CELL: cell.grid_id,
             ATTEMPT: str(attempt),
+            **({} if cell.trial is None else {SEARCH_TRIAL: str(cell.trial)}),
             AXES: ",".join(cell.arm),
             **{ARM + axis: label for axis, label in cell.arm.items()},
             **environment_tags(),

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from optuna.trial import FrozenTrial
 
-from dlbench.harness import storage
+from dlbench.harness import search, storage
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.runner import Result, run_cell
 from dlbench.harness.spec import StudySpec, load_study
@@ -76,15 +76,24 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
         if cell is None:  # queued by a run of a different version of the study file
             storage.release(study, trial, "not a cell of this study file")
             continue
+        tuning = pruning = None
+        if spec.search and cell.trial is not None:
+            tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
+            cell, tuned = search.suggest(tuning, spec.search, cell)
+            pruning = search.Pruning(tuned, spec.objective.metric)
         run_id = tracker.start_cell(cell, storage.attempt_number(study, cell.id))
         trial.set_user_attr(storage.MLFLOW_RUN, run_id)
         try:
             with storage.heartbeat(study, trial):
-                result = _attempt(cell, spec, job, run_id)
+                result = _attempt(cell, spec, job, run_id, pruning)
         except (KeyboardInterrupt, SystemExit):
             tracker.abandon(run_id, "interrupted by the user")
             storage.release(study, trial)
+            if tuning is not None:
+                search.conclude(tuning, pruning.trial, "failed", None)
             raise
+        if tuning is not None:
+            search.conclude(tuning, pruning.trial, result.outcome, result.objective)
         tracker.end_cell(run_id, result.outcome, result.objective, result.error)
         storage.finish(
             study,
@@ -97,7 +106,9 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
         on_finish()
 
 
-def _attempt(cell: Cell, spec: StudySpec, job: Job, run_id: str) -> Result:
+def _attempt(
+    cell: Cell, spec: StudySpec, job: Job, run_id: str, pruning: search.Pruning | None
+) -> Result:
     """One cell's result; a crash becomes ``failed`` with the error, and the worker goes on."""
     try:
         return run_cell(
@@ -107,6 +118,7 @@ def _attempt(cell: Cell, spec: StudySpec, job: Job, run_id: str) -> Result:
             tracking_uri=job.tracking,
             accelerator=job.accelerator,
             devices=job.devices,
+            pruning=pruning,
         )
     except torch.cuda.OutOfMemoryError as err:
         # Free what the failed cell held, so the next one starts with a clean device.

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.records import ARM, AXES, CELL, OUTCOME, ROLE, tracking_uri
+from dlbench.records import (
+    ARM,
+    AXES,
+    CELL,
+    DIRECTION,
+    OBJECTIVE_METRIC,
+    OUTCOME,
+    ROLE,
+    SEARCH_TRIAL,
+    tracking_uri,
+)
 
 
 def _typed(text: str) -> object:
@@ -37,9 +51,26 @@ class StudyRuns:
         )
         self.parent = next((r for r in runs if r.data.tags.get(ROLE) == "study"), None)
         cells = [r for r in runs if r.data.tags.get(ROLE) == "cell"]
-        latest = {r.data.tags[CELL]: r for r in cells}  # start-time order: the last attempt wins
-        self.runs = sorted(latest.values(), key=lambda r: r.data.tags[CELL])
+        # Start-time order: the last attempt at each unit (a cell, or one search trial) wins.
+        latest = {(r.data.tags[CELL], r.data.tags.get(SEARCH_TRIAL)): r for r in cells}
+        self.direction = (self.parent.data.tags.get(DIRECTION) if self.parent else "") or "maximize"
+        best: dict[str, Run] = {}
+        for run in latest.values():  # a search study's cell is its best completed trial
+            cell = run.data.tags[CELL]
+            if cell not in best or self._better(run, best[cell]):
+                best[cell] = run
+        self.runs = sorted(best.values(), key=lambda r: r.data.tags[CELL])
+        self.trials = Counter(cell for cell, _ in latest)  # search budget per cell
         self.axes = (self.parent.data.tags.get(AXES) if self.parent else "") or ""
+
+    def _better(self, run: Run, than: Run) -> bool:
+        """Whether ``run`` beats ``than`` as its cell's result: completed first, then objective."""
+        def key(r: Run) -> tuple[bool, float]:
+            value = r.data.metrics.get(OBJECTIVE_METRIC, math.nan)
+            value = -value if self.direction == "minimize" else value
+            return (r.data.tags.get(OUTCOME) == "completed", -math.inf if math.isnan(value) else value)
+
+        return key(run) > key(than)
 
     @property
     def axis_names(self) -> list[str]:
@@ -62,6 +93,7 @@ class StudyRuns:
                 **{a: tags.get(ARM + a) for a in self.axis_names},
                 **{k: _typed(v) for k, v in run.data.params.items() if k not in self.axis_names},
                 **run.data.metrics,
+                **({"search_trials": self.trials[tags[CELL]]} if SEARCH_TRIAL in tags else {}),
             }
             rows.append(row)
         return pd.DataFrame(rows)
