@@ -58,19 +58,27 @@ def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
     table = Table(title=f"{spec.name}: {spec.objective.metric} ({spec.objective.summary} epoch)")
     for column in ("arm", "completed", "mean", "std", "not completed"):
         table.add_column(column, justify="left" if column in ("arm", "not completed") else "right")
-    arms: dict[str, list[Cell]] = {}
+    # Per arm, per grid cell (seed): its units, one for a plain grid, ``trials`` for a search.
+    arms: dict[str, dict[str, list[Cell]]] = {}
     for cell in expand(spec):
-        arms.setdefault(cell.arm_label or spec.name, []).append(cell)
-    for arm, cells in arms.items():
+        arms.setdefault(cell.arm_label or spec.name, {}).setdefault(cell.grid_id, []).append(cell)
+    pick = max if spec.objective.direction == "maximize" else min
+    for arm, grid_cells in arms.items():
         values, other = [], []
-        for cell in cells:
-            attempts = by_cell.get(cell.id, [])
-            state = cell_state(attempts)
-            if state == "done":
-                values.append(next(t.value for t in reversed(attempts) if t.value is not None))
-            else:
-                other.append(f"s{cell.seed}:{state}")
+        for units in grid_cells.values():
+            done = [
+                next(t.value for t in reversed(by_cell[u.id]) if t.value is not None)
+                for u in units
+                if cell_state(by_cell.get(u.id, [])) == "done"
+            ]
+            if done:
+                values.append(pick(done))  # a search cell's result: its best trial
+            other += [
+                f"s{u.seed}{'' if u.trial is None else f't{u.trial}'}:{state}"
+                for u in units
+                if (state := cell_state(by_cell.get(u.id, []))) != "done"
+            ]
         mean = f"{statistics.fmean(values):.4f}" if values else "-"
         std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "-"
-        table.add_row(arm, f"{len(values)}/{len(cells)}", mean, std, " ".join(other))
+        table.add_row(arm, f"{len(values)}/{len(grid_cells)}", mean, std, " ".join(other))
     return table

@@ -65,10 +65,14 @@ class StudyRuns:
 
     def _better(self, run: Run, than: Run) -> bool:
         """Whether ``run`` beats ``than`` as its cell's result: completed first, then objective."""
+
         def key(r: Run) -> tuple[bool, float]:
             value = r.data.metrics.get(OBJECTIVE_METRIC, math.nan)
             value = -value if self.direction == "minimize" else value
-            return (r.data.tags.get(OUTCOME) == "completed", -math.inf if math.isnan(value) else value)
+            return (
+                r.data.tags.get(OUTCOME) == "completed",
+                -math.inf if math.isnan(value) else value,
+            )
 
         return key(run) > key(than)
 
