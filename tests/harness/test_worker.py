@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -20,7 +17,7 @@ from dlbench.harness import storage
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
-from dlbench.harness.tracking import _healthy
+from dlbench.harness.tracking import local_server
 from dlbench.records import CELL, ERROR, OUTCOME, ROLE
 from postgres_server import create_database
 
@@ -74,28 +71,6 @@ def _running_attempt(
                     return trial
         time.sleep(0.1)
     raise AssertionError("no worker started a cell")
-
-
-@contextlib.contextmanager
-def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
-    """An MLflow tracking server on 127.0.0.1, as the machines of a cluster would share."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
-    command += ["--default-artifact-root", str(folder / "artifacts"), "--workers", "1"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _healthy(url):
-            assert server.poll() is None and time.monotonic() < deadline, "no MLflow server"
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Path) -> None:
@@ -157,7 +132,9 @@ def test_two_machines_share_postgresql_and_one_dies_mid_cell(
     server backed by PostgreSQL. Kill one mid-cell; the other retries that cell after the
     missed heartbeats, and the grid completes exactly once."""
     optuna_url = create_database(postgres_url, "optuna_two_machines")
-    with mlflow_server(create_database(postgres_url, "mlflow_two_machines"), workdir) as tracking:
+    backend = create_database(postgres_url, "mlflow_two_machines")
+    artifacts = ("--default-artifact-root", str(workdir / "artifacts"))
+    with local_server(backend, workdir / "mlflow-server.log", *artifacts) as tracking:
         path = write_study(workdir, STUDY, "tiny.yaml")
         machine = [
             sys.executable, "-m", "dlbench.cli", "run", str(path), "--devices", "cpu",

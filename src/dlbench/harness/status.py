@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from dlbench.harness import storage
@@ -18,11 +18,15 @@ STATES = ("done", "running", "failed", "diverged", "pruned", "missing")
 _BY_OUTCOME = {"completed": "done", "failed": "failed", "diverged": "diverged", "pruned": "pruned"}
 
 
-def cell_state(attempts: list) -> str:
+def last_settled(attempts: list[FrozenTrial]) -> FrozenTrial | None:
+    """The latest attempt that settled its cell (has an outcome), or None."""
+    return next((t for t in reversed(attempts) if t.user_attrs.get(OUTCOME)), None)
+
+
+def cell_state(attempts: list[FrozenTrial]) -> str:
     """done/diverged/pruned/failed from the latest settled attempt, else running or missing."""
-    settled = [t for t in attempts if t.user_attrs.get(OUTCOME)]
-    if settled:
-        return _BY_OUTCOME[settled[-1].user_attrs[OUTCOME]]
+    if settled := last_settled(attempts):
+        return _BY_OUTCOME[settled.user_attrs[OUTCOME]]
     if any(t.state == TrialState.RUNNING for t in attempts):
         return "running"
     return "missing"  # never started, queued, or its attempt was interrupted
@@ -66,18 +70,17 @@ def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
     for arm, grid_cells in arms.items():
         values, other = [], []
         for units in grid_cells.values():
-            done = [
-                next(t.value for t in reversed(by_cell[u.id]) if t.value is not None)
-                for u in units
-                if cell_state(by_cell.get(u.id, [])) == "done"
-            ]
+            done = []
+            for unit in units:
+                attempts = by_cell.get(unit.id, [])
+                state = cell_state(attempts)
+                if state == "done":
+                    done.append(last_settled(attempts).value)
+                else:
+                    trial = "" if unit.trial is None else f"t{unit.trial}"
+                    other.append(f"s{unit.seed}{trial}:{state}")
             if done:
                 values.append(pick(done))  # a search cell's result: its best trial
-            other += [
-                f"s{u.seed}{'' if u.trial is None else f't{u.trial}'}:{state}"
-                for u in units
-                if (state := cell_state(by_cell.get(u.id, []))) != "done"
-            ]
         mean = f"{statistics.fmean(values):.4f}" if values else "-"
         std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "-"
         table.add_row(arm, f"{len(values)}/{len(grid_cells)}", mean, std, " ".join(other))

@@ -128,9 +128,10 @@ def worker_tags() -> dict[str, str]:
     return {HOST: socket.gethostname(), PID: str(os.getpid())}
 
 
-def reap(study: optuna.Study) -> list[FrozenTrial]:
-    """Fail every attempt whose worker is gone; returns them, so their MLflow runs can be
-    closed too. Their cells have no outcome and are enqueued again by ``pending``.
+def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
+    """Fail every attempt whose worker is gone; returns them with the reason, so their
+    MLflow runs can be closed too. Their cells have no outcome and are enqueued again by
+    ``pending``.
 
     A database storage knows a worker is gone by its missed heartbeats (the workers may
     be on other machines, where a pid means nothing); the journal, on one machine, by
@@ -138,13 +139,14 @@ def reap(study: optuna.Study) -> list[FrozenTrial]:
     ``UNOWNED_GRACE`` seconds (killed between ``ask()`` and the next line).
     """
     gone = []
-    if _heartbeat_interval(study):
+    beats = bool(_heartbeat_interval(study))
+    if beats:
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
         with warnings.catch_warnings():  # see _storage
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
         gone = [
-            t
+            (t, "interrupted: the worker running this cell stopped sending heartbeats")
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if t.number not in before and CELL in t.user_attrs
         ]
@@ -154,10 +156,9 @@ def reap(study: optuna.Study) -> list[FrozenTrial]:
         if CELL not in attrs:
             continue
         unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
-        dead = not _heartbeat_interval(study) and not worker_alive(attrs.get(HOST), attrs.get(PID))
-        if unowned or dead:
+        if unowned or (not beats and not worker_alive(attrs.get(HOST), attrs.get(PID))):
             release(study, trial)
-            gone.append(trial)
+            gone.append((trial, "interrupted: the worker running this cell stopped"))
     return gone
 
 

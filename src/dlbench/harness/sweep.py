@@ -9,7 +9,6 @@ bars are off. Worker processes write their logs to ``runs/<study>/worker-N.log``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import subprocess
 import time
@@ -87,7 +86,8 @@ def run_study(
         heartbeat=heartbeat,
     )
     tracker = Tracker(spec, uri)  # experiment and parent run, before any worker starts
-    storage.reap(study)
+    # Attempts of dead workers are reaped by the workers themselves (worker.work); this
+    # closes MLflow runs left RUNNING here that never reached the Optuna storage.
     tracker.abandon_orphans("interrupted: the worker running this cell stopped")
     retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
     todo = storage.pending(study, cells, retry_before)
@@ -103,44 +103,50 @@ def run_study(
         monitor.progress(console, len(cells) - len(todo)),
         shared_store(uri, len(slots) if todo else 1, logs / "mlflow-server.log") as shared,
     ):
-        jobs = [
-            worker.Job(
+
+        def job(slot: device_plan.Slot, in_process: bool) -> worker.Job:
+            # A worker process sees only its GPU (as index 0); this process sees them all.
+            gpu = slot.env.get("CUDA_VISIBLE_DEVICES")
+            return worker.Job(
                 study=spec.source,
                 smoke=spec.smoke,
                 overrides=list(spec.overrides),
                 storage=optuna_storage,
                 tracking=shared,
                 accelerator=slot.accelerator,
-                devices=None if slot.accelerator == device_plan.CPU else [0],
+                devices=[int(gpu) if in_process else 0] if gpu else None,
                 threads=slot.threads,
                 retry_before=retry_before,
                 workers=len(slots),
                 heartbeat=heartbeat,
+                launcher_pid=None if in_process else os.getpid(),
             )
-            for slot in slots
-        ]
-        if todo and len(slots) == 1:  # in this process: the GPU by index, not by env
-            gpu = slots[0].env.get("CUDA_VISIBLE_DEVICES")
-            job = dataclasses.replace(jobs[0], devices=[int(gpu)] if gpu else None)
-            worker.work(spec, job, on_finish=monitor.poll)
+
+        if todo and len(slots) == 1:
+            worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
         elif todo:
-            _run_processes(jobs, slots, logs, monitor, console)
+            _run_processes([job(slot, False) for slot in slots], slots, logs, monitor, console)
         monitor.poll()
     tracker.close()
     return monitor.settled
 
 
-def _run_processes(jobs, slots, logs: Path, monitor: Monitor, console: Console) -> None:
+def _run_processes(
+    jobs: list[worker.Job],
+    slots: list[device_plan.Slot],
+    logs: Path,
+    monitor: Monitor,
+    console: Console,
+) -> None:
     """Start one worker process per slot and show progress until all have exited."""
     processes = []
     for job, slot in zip(jobs, slots, strict=True):
         log = logs / f"worker-{slot.index}.log"
-        env = {**os.environ, **slot.env}
-        job = dataclasses.replace(job, launcher_pid=os.getpid())
         with log.open("w") as out:
-            processes.append(
-                (log, subprocess.Popen(worker.command(job), env=env, stdout=out, stderr=out))
+            process = subprocess.Popen(
+                worker.command(job), env={**os.environ, **slot.env}, stdout=out, stderr=out
             )
+        processes.append((log, process))
     try:
         # poll() every process each time: it also reaps a dead worker, whose pid would
         # otherwise linger as a zombie and look alive to the others' liveness checks.

@@ -198,11 +198,18 @@ def shared_store(uri: str, workers: int, log: Path) -> Iterator[str]:
     if workers == 1 or not uri.startswith("sqlite"):
         yield uri
         return
+    with local_server(uri, log) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def local_server(backend: str, log: Path, *options: str) -> Iterator[str]:
+    """``mlflow server`` for ``backend`` on a free port of 127.0.0.1; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *options]
     with log.open("w") as out:
         # MLflow 3's job runner (huey consumers) is unused here and slows the start.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from optuna.trial import FrozenTrial
 
 from dlbench.harness import search, storage
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.runner import Result, run_cell
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.tracking import Tracker
-from dlbench.records import CELL, ERROR
+from dlbench.records import CELL
 
 # Seconds between looks at the storage while every remaining cell runs elsewhere:
 # the worker waits in case one of those workers dies and its cell needs retrying.
@@ -63,9 +62,9 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
     )
     tracker = Tracker(spec, job.tracking, attach=True)
     while _launcher_alive(job):
-        for gone in storage.reap(study):
+        for gone, reason in storage.reap(study):
             if storage.MLFLOW_RUN in gone.user_attrs:
-                tracker.abandon(gone.user_attrs[storage.MLFLOW_RUN], _reason(gone))
+                tracker.abandon(gone.user_attrs[storage.MLFLOW_RUN], reason)
         if not storage.pending(study, cells.values(), job.retry_before):
             return
         trial = storage.claim(study, job.retry_before)
@@ -127,12 +126,6 @@ def _attempt(
         return Result("failed", error=f"CUDA out of memory: {err}".splitlines()[0])
     except Exception as err:
         return Result("failed", error=f"{type(err).__name__}: {err}")
-
-
-def _reason(trial: FrozenTrial) -> str:
-    if trial.user_attrs.get(ERROR):
-        return "interrupted: the worker running this cell stopped"
-    return "interrupted: the worker running this cell stopped sending heartbeats"
 
 
 def _launcher_alive(job: Job) -> bool:
