@@ -25,6 +25,21 @@ smoke: {epochs: 1, seeds: [0]}
 """
 
 
+GRID_STUDY = """\
+name: grid2
+description: Optimizer x initializer on the digits MLP, with one learning rate that diverges.
+problem: digits_mlp
+fixed: {width: 16, depth: 1, epochs: 2, batch_size: 128}
+grid:
+  optimizer:
+    - {name: sgd, lr: 0.1}
+    - {name: sgd, lr: 50.0, label: sgd-hot}
+    - {name: adam, lr: 0.01}
+  init: [he_normal, xavier_normal]
+seeds: [0, 1]
+"""
+
+
 def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))
@@ -42,14 +57,24 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The tiny study run once to completion with the real harness; yields its folder."""
+    yield from _trained(tmp_path_factory, TINY_STUDY, "tiny")
+
+
+@pytest.fixture(scope="session")
+def grid_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A two-axis study (3 optimizers x 2 inits x 2 seeds) whose sgd-hot arm diverges."""
+    yield from _trained(tmp_path_factory, GRID_STUDY, "grid2")
+
+
+def _trained(factory: pytest.TempPathFactory, text: str, name: str) -> Iterator[Path]:
     from dlbench.harness.spec import load_study
     from dlbench.harness.sweep import run_study
 
-    folder = tmp_path_factory.mktemp("tiny")
+    folder = factory.mktemp(name)
     old = Path.cwd()
     os.chdir(folder)
     try:
-        spec = load_study(write_study(folder, TINY_STUDY, "tiny.yaml"))
+        spec = load_study(write_study(folder, text, f"{name}.yaml"))
         run_study(spec, tracking=uri_of(folder), devices="cpu")
         yield folder
     finally:

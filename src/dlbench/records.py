@@ -18,6 +18,10 @@ OUTCOMES = ("completed", "diverged", "failed", "pruned")
 ERROR = "dlbench.error"
 AXES = "dlbench.axes"  # comma-separated grid axes, in study-file order
 ARM = "dlbench.arm."  # + axis: the arm's label on that axis
+# The plan (parent run), so a report can show cells that never ran as missing:
+LABELS = "dlbench.labels."  # + axis: JSON list of that axis's labels, in study order
+SEEDS = "dlbench.seeds"  # comma-separated seeds
+TRIALS = "dlbench.search_trials"  # search studies: the tuning budget per cell
 OBJECTIVE = "dlbench.objective"  # the objective metric's name (parent run)
 DIRECTION = "dlbench.direction"
 OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value

@@ -190,6 +190,9 @@ def run_cell(
         log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
     )
     trainer.fit(system, datamodule=setup.datamodule)
+    # The batch size trained with ("full" resolved to the training set's size): reports
+    # plot sensitivity against it.
+    logger.log_hyperparams({"batch_size_effective": setup.datamodule.batch_size})
     if system.diverged_epoch is not None:
         return Result(
             "diverged",

@@ -9,6 +9,7 @@ at step = epoch), the outcome and the environment as tags.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -37,15 +38,19 @@ from dlbench.records import (
     CELL,
     DIRECTION,
     ERROR,
+    LABELS,
     OBJECTIVE,
     OBJECTIVE_METRIC,
     OUTCOME,
     PARENT,
     ROLE,
     SEARCH_TRIAL,
+    SEEDS,
     STUDY,
+    TRIALS,
 )
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 SERVER_START_TIMEOUT = 120  # seconds; a first start migrates the database schema
 
 # MLflow announces database creation and migrations at INFO: noise at every sweep start.
@@ -103,6 +108,8 @@ class Tracker:
         self.experiment_id = (
             experiment.experiment_id if experiment else self.client.create_experiment(spec.name)
         )
+        # MLflow 3's UI shows an experiment of unknown kind as a GenAI one (traces, no runs).
+        self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
         self.parent_id = self._parent_run()
 
     def _parent_run(self) -> str:
@@ -118,6 +125,12 @@ class Tracker:
             AXES: ",".join(self.spec.grid),
             OBJECTIVE: self.spec.objective.metric,
             DIRECTION: self.spec.objective.direction,
+            SEEDS: ",".join(map(str, self.spec.seeds)),
+            **{
+                LABELS + axis: json.dumps([a.label for a in arms])
+                for axis, arms in self.spec.grid.items()
+            },
+            **({TRIALS: str(self.spec.search.trials)} if self.spec.search else {}),
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }

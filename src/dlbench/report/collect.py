@@ -1,7 +1,13 @@
-"""MLflow -> pandas: one row per cell (its latest attempt) and per-epoch curves."""
+"""MLflow -> pandas: the tidy frame of a study (one row per planned cell) and its curves.
+
+``dlbench.results(study)`` and ``dlbench.curves(study)`` give users the same frames
+the reports are drawn from, for their own notebooks.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 from collections import Counter
 
@@ -15,12 +21,20 @@ from dlbench.records import (
     AXES,
     CELL,
     DIRECTION,
+    ERROR,
+    LABELS,
+    OBJECTIVE,
     OBJECTIVE_METRIC,
     OUTCOME,
     ROLE,
     SEARCH_TRIAL,
+    SEEDS,
     tracking_uri,
 )
+
+# Columns every frame has, first and in this order; params and final metrics follow.
+ID_COLUMNS = ["cell", "arm", "seed", "outcome", "error", "attempts", "start_time", "seconds"]
+CURVE_COLUMNS = ["cell", "arm", "seed", "metric", "epoch", "value"]
 
 
 def _typed(text: str) -> object:
@@ -33,8 +47,18 @@ def _typed(text: str) -> object:
     return {"True": True, "False": False}.get(text, text)
 
 
+def _column_dtype(values: pd.Series) -> str | None:
+    """Nullable int/bool for params that are ints/bools where present (missing cells: <NA>)."""
+    present = values.dropna()
+    if len(present) and all(isinstance(v, bool) for v in present):
+        return "boolean"
+    if len(present) and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "Int64"
+    return None
+
+
 class StudyRuns:
-    """The MLflow records of one study, read once."""
+    """The MLflow records of one study, read once: its plan, its cells, their attempts."""
 
     def __init__(self, study: str, tracking: str | None = None):
         self.client = MlflowClient(tracking_uri(tracking))
@@ -50,18 +74,21 @@ class StudyRuns:
             [experiment.experiment_id], max_results=50_000, order_by=["attributes.start_time ASC"]
         )
         self.parent = next((r for r in runs if r.data.tags.get(ROLE) == "study"), None)
+        self.tags: dict[str, str] = dict(self.parent.data.tags) if self.parent else {}
         cells = [r for r in runs if r.data.tags.get(ROLE) == "cell"]
+        self.attempts = Counter(r.data.tags[CELL] for r in cells)
         # Start-time order: the last attempt at each unit (a cell, or one search trial) wins.
-        latest = {(r.data.tags[CELL], r.data.tags.get(SEARCH_TRIAL)): r for r in cells}
-        self.direction = (self.parent.data.tags.get(DIRECTION) if self.parent else "") or "maximize"
+        self.latest = {(r.data.tags[CELL], r.data.tags.get(SEARCH_TRIAL)): r for r in cells}
+        self.direction = self.tags.get(DIRECTION) or "maximize"
+        self.metric = self.tags.get(OBJECTIVE) or "val/acc"
         best: dict[str, Run] = {}
-        for run in latest.values():  # a search study's cell is its best completed trial
+        for run in self.latest.values():  # a search study's cell is its best completed trial
             cell = run.data.tags[CELL]
             if cell not in best or self._better(run, best[cell]):
                 best[cell] = run
         self.runs = sorted(best.values(), key=lambda r: r.data.tags[CELL])
-        self.trials = Counter(cell for cell, _ in latest)  # search budget per cell
-        self.axes = (self.parent.data.tags.get(AXES) if self.parent else "") or ""
+        self.trials = Counter(cell for cell, _ in self.latest)  # search budget per cell
+        self.is_search = any(trial is not None for _, trial in self.latest)
 
     def _better(self, run: Run, than: Run) -> bool:
         """Whether ``run`` beats ``than`` as its cell's result: completed first, then objective."""
@@ -76,31 +103,93 @@ class StudyRuns:
 
         return key(run) > key(than)
 
+    # -- the plan ------------------------------------------------------------------------
     @property
-    def axis_names(self) -> list[str]:
-        return [a for a in self.axes.split(",") if a]
+    def axes(self) -> list[str]:
+        return [a for a in self.tags.get(AXES, "").split(",") if a]
+
+    def labels(self, axis: str) -> list[str]:
+        """An axis's arm labels in study order (as planned; else as found in the runs)."""
+        if LABELS + axis in self.tags:
+            return json.loads(self.tags[LABELS + axis])
+        return list(dict.fromkeys(r.data.tags.get(ARM + axis, "") for r in self.runs))
+
+    @property
+    def plan(self) -> dict[str, dict[str, str]]:
+        """Every planned arm in study order (the product of the axes' labels) -> its labels."""
+        if not self.axes:
+            return {self.study: {}}
+        combos = itertools.product(*(self.labels(a) for a in self.axes))
+        return {" ".join(c): dict(zip(self.axes, c, strict=True)) for c in combos}
+
+    @property
+    def seeds(self) -> list[int]:
+        if self.tags.get(SEEDS):
+            return [int(s) for s in self.tags[SEEDS].split(",")]
+        return sorted({int(r.data.params.get("seed", 0)) for r in self.runs})
 
     def _arm(self, tags: dict[str, str]) -> str:
-        """A run's arm: its labels on every axis, joined (the study name if it has no axis)."""
-        return " ".join(tags.get(ARM + a, "") for a in self.axis_names) or self.study
+        return " ".join(tags.get(ARM + a, "") for a in self.axes) or self.study
+
+    # -- frames --------------------------------------------------------------------------
+    def _row(self, run: Run) -> dict[str, object]:
+        tags, info = run.data.tags, run.info
+        end = info.end_time
+        return {
+            "cell": tags[CELL],
+            "arm": self._arm(tags),
+            "seed": int(run.data.params.get("seed", 0)),
+            "outcome": tags.get(OUTCOME, "running"),
+            "error": tags.get(ERROR, ""),
+            "attempts": self.attempts[tags[CELL]],
+            "start_time": pd.Timestamp(info.start_time, unit="ms", tz="UTC"),
+            "seconds": (end - info.start_time) / 1000 if end else math.nan,
+            **{a: tags.get(ARM + a) for a in self.axes},
+            **{k: _typed(v) for k, v in run.data.params.items() if k not in ("seed", *self.axes)},
+            **run.data.metrics,
+            "run_id": info.run_id,
+        }
 
     def frame(self) -> pd.DataFrame:
-        """One row per cell: id, outcome, arm labels, typed params, final metric values."""
+        """One row per planned cell (arm x seed), study order; cells never run are ``missing``.
+
+        Columns: cell, arm, seed, outcome, error, attempts, start_time, seconds, one
+        per axis (its label), every param (typed), every final metric, run_id, and for
+        search studies ``search_trials`` (the cell's tuning budget).
+        """
+        found = {(row["arm"], row["seed"]): row for row in map(self._row, self.runs)}
         rows = []
-        for run in self.runs:
-            tags = run.data.tags
-            row = {
-                "run_id": run.info.run_id,
-                "cell": tags[CELL],
-                "outcome": tags.get(OUTCOME, "running"),
-                "arm": self._arm(tags),
-                **{a: tags.get(ARM + a) for a in self.axis_names},
-                **{k: _typed(v) for k, v in run.data.params.items() if k not in self.axis_names},
-                **run.data.metrics,
-                **({"search_trials": self.trials[tags[CELL]]} if SEARCH_TRIAL in tags else {}),
+        for seed, (arm, labels) in itertools.product(self.seeds, self.plan.items()):
+            rows.append(
+                found.pop((arm, seed), None)
+                or {"arm": arm, "seed": seed, "outcome": "missing", **labels, "attempts": 0}
+            )
+        rows += found.values()  # runs outside the plan (an edited study file) are kept
+        frame = pd.DataFrame(rows)
+        if self.is_search:
+            frame["search_trials"] = frame["cell"].map(self.trials).astype("Int64")
+        frame = frame.reindex(columns=ID_COLUMNS + [c for c in frame if c not in ID_COLUMNS])
+        frame["error"] = frame["error"].fillna("")
+        for column in frame.columns.difference(ID_COLUMNS):
+            if dtype := _column_dtype(frame[column]):
+                frame[column] = frame[column].astype(dtype)
+        return frame.astype({"seed": "int64", "attempts": "int64"})
+
+    def trial_frame(self) -> pd.DataFrame:
+        """Search studies: one row per trial (arm, seed, trial, outcome, objective)."""
+        rows = [
+            {
+                "arm": self._arm(run.data.tags),
+                "seed": int(run.data.params.get("seed", 0)),
+                "trial": int(trial),
+                "outcome": run.data.tags.get(OUTCOME, "running"),
+                OBJECTIVE_METRIC: run.data.metrics.get(OBJECTIVE_METRIC, math.nan),
             }
-            rows.append(row)
-        return pd.DataFrame(rows)
+            for (_, trial), run in self.latest.items()
+            if trial is not None
+        ]
+        columns = ["arm", "seed", "trial", "outcome", OBJECTIVE_METRIC]
+        return pd.DataFrame(rows, columns=columns).sort_values(["arm", "seed", "trial"])
 
     def curves(self, metrics: list[str]) -> pd.DataFrame:
         """Long frame of per-epoch values: cell, arm, seed, metric, epoch, value."""
@@ -108,7 +197,8 @@ class StudyRuns:
         for run in self.runs:
             tags, arm = run.data.tags, self._arm(run.data.tags)
             for metric in metrics:
-                for point in self.client.get_metric_history(run.info.run_id, metric):
+                history = self.client.get_metric_history(run.info.run_id, metric)
+                for point in sorted(history, key=lambda p: (p.step, p.timestamp)):
                     rows.append(
                         {
                             "cell": tags[CELL],
@@ -119,4 +209,27 @@ class StudyRuns:
                             "value": point.value,
                         }
                     )
-        return pd.DataFrame(rows, columns=["cell", "arm", "seed", "metric", "epoch", "value"])
+        return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def studies(tracking: str | None = None) -> list[str]:
+    """The studies in the tracking store: experiments with a dlbench study run, sorted."""
+    client = MlflowClient(tracking_uri(tracking))
+    return sorted(
+        e.name
+        for e in client.search_experiments()
+        if client.search_runs([e.experiment_id], f"tags.`{ROLE}` = 'study'", max_results=1)
+    )
+
+
+def results(study: str, tracking: str | None = None) -> pd.DataFrame:
+    """A study's tidy frame from MLflow: one row per planned cell (see ``StudyRuns.frame``)."""
+    return StudyRuns(study, tracking).frame()
+
+
+def curves(
+    study: str, metrics: list[str] | None = None, tracking: str | None = None
+) -> pd.DataFrame:
+    """A study's per-epoch curves (default: train/loss, val/loss and the objective's metric)."""
+    runs = StudyRuns(study, tracking)
+    return runs.curves(metrics or list(dict.fromkeys(["train/loss", "val/loss", runs.metric])))
