@@ -37,10 +37,10 @@ bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear,
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
 
-report: $(STAMP) ## render the optimizer study's report from MLflow
-	$(BIN)/dlbench report optimizers
+report: $(STAMP) ## render the report of every study that has runs (reports/<study>/)
+	$(BIN)/dlbench report --all
 
-ui: $(STAMP) ## the MLflow UI on http://127.0.0.1:5000 for this folder's runs
+ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 for this folder's runs
 	$(BIN)/dlbench ui
 
 clean: ## remove the virtual environment and caches (keeps runs, mlflow.db and reports)

@@ -57,4 +57,25 @@ def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture
     assert "tiny_smoke: 2 cells" in err and "2/2" in err
     assert main(["report", "tiny_smoke", *uri]) == 0
     assert "reports/tiny_smoke/index.md" in capsys.readouterr().out
-    assert (workdir / "reports" / "tiny_smoke" / "curves.png").exists()
+    assert (workdir / "reports" / "tiny_smoke" / "figures" / "curves.png").exists()
+    assert (workdir / "reports" / "tiny_smoke" / "index.html").exists()
+    assert main(["report", "--all", "--out", str(workdir / "all"), *uri]) == 0
+    assert (workdir / "all" / "tiny_smoke" / "tables" / "results.tex").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["report"], "give study names or --all"),
+        (["report", "tiny", "--all"], "give study names or --all"),
+        (["report", "nosuch"], "unknown study 'nosuch'"),
+        (["report", "--all"], "no study has runs in the tracking store yet"),
+    ],
+)
+def test_report_refuses_bad_arguments_in_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    assert main([*argv, "--tracking-uri", uri_of(workdir)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert not (workdir / "reports").exists()

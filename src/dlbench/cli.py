@@ -144,14 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
-        help="render a study's report from MLflow",
+        help="render study reports from MLflow",
         formatter_class=_formatter,
         description="Read a study's runs from MLflow (and nothing else) and write "
-        "reports/<study>/index.md with a results table and figures.",
-        epilog="examples:\n  dlbench report optimizers\n  dlbench report optimizers_smoke --out /tmp/r\n",
+        "reports/<study>/: index.md and a self-contained index.html (open it from disk), "
+        "tables/ (Markdown, HTML, LaTeX booktabs, CSV) and figures/ (PNG, SVG, PDF). "
+        "Statistics are over seeds: mean, std, 95%% bootstrap CI per arm, paired "
+        "comparisons between arms, divergence rates.",
+        epilog="examples:\n  dlbench report optimizers\n  dlbench report --all\n"
+        "  dlbench report optimizers_smoke --out /tmp/reports\n\n"
+        "From Python: dlbench.results('optimizers') is the same data as a pandas frame.\n",
     )
-    report.add_argument("study", help="study name (the MLflow experiment)")
-    report.add_argument("--out", type=Path, help="output folder (default: reports/<study>)")
+    report.add_argument(
+        "studies", nargs="*", metavar="STUDY", help="study names (MLflow experiments)"
+    )
+    report.add_argument(
+        "--all", action="store_true", help="every study with runs in the tracking store"
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("reports"), help="parent folder (default: reports)"
+    )
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
 
     lst = sub.add_parser(
@@ -221,11 +233,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from dlbench.report.collect import studies
     from dlbench.report.render import render
 
-    index = render(args.study, out=args.out, tracking=args.tracking_uri)
-    print(f"report: {index}")
-    print("compare the runs: dlbench ui (or make ui), then open http://127.0.0.1:5000")
+    if args.all == bool(args.studies):
+        raise ConfigError("dlbench report: give study names or --all, not both")
+    names = studies(args.tracking_uri) if args.all else args.studies
+    if not names:
+        raise ConfigError("no study has runs in the tracking store yet; run one with `dlbench run`")
+    for name in names:
+        index = render(name, out=args.out / name, tracking=args.tracking_uri)
+        print(f"report: {index} (and index.html)")
+    print("compare the runs: dlbench ui (or make ui) and open the address it prints")
     return 0
 
 
@@ -270,7 +289,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from dlbench.records import tracking_uri
 
     uri = tracking_uri(args.tracking_uri)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    # workflowType=machine_learning: MLflow 3 otherwise opens on its GenAI (traces) pages.
+    url = f"http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning"
+    print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)")
     command = [
         sys.executable,
         "-m",
@@ -283,7 +304,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    return subprocess.call(command, env=os.environ.copy())
+    # MLflow 3's job runner (huey consumers) is unused by the UI and slows its start.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return subprocess.call(command, env=env)
 
 
 COMMANDS = {

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -19,6 +20,7 @@ from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import CELL, OUTCOME, ROLE, SEARCH_TRIAL
 from dlbench.report.collect import StudyRuns
+from dlbench.report.render import render
 
 SEARCH = """\
 search:
@@ -69,6 +71,13 @@ def test_each_cell_is_tuned_and_its_result_is_the_best_trial(workdir: Path) -> N
     for _, row in frame.iterrows():
         best = max(r.data.metrics["objective"] for r in by_cell[row["cell"]])
         assert row["objective"] == best
+
+    # The report adds the search budget: best-of-k for k = 1, 2 and the full 3 trials.
+    index = render("tiny_smoke", out=workdir / "report", tracking=uri_of(workdir))
+    assert "## Search budget" in index.read_text() and "](figures/budget.png)" in index.read_text()
+    budget = pd.read_csv(workdir / "report" / "tables" / "budget.csv")
+    assert list(budget.columns) == ["arm", "1", "2", "3"] and len(budget) == 2
+    assert (budget[["1", "2", "3"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()  # never worse
 
 
 def test_pruning_stops_a_trial_and_records_it_as_pruned(workdir: Path) -> None:

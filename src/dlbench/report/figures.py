@@ -1,4 +1,8 @@
-"""Seaborn figures, one style: colour-blind-safe palette, white grid, arms in study order."""
+"""Seaborn figures in one style: colour-blind-safe palette, white grid, PNG + SVG + PDF.
+
+Every interval drawn is ``stats.bootstrap_ci`` (the tables' numbers), not seaborn's own
+bootstrap, so a band in a figure and a CI in a table always agree.
+"""
 
 from __future__ import annotations
 
@@ -9,63 +13,143 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from dlbench.report.stats import bootstrap_ci  # noqa: E402
+
 STYLE = {"style": "whitegrid", "palette": "colorblind", "context": "paper"}
+FORMATS = ("png", "svg", "pdf")
+# No dates or random ids in the files, so the same data renders the same bytes.
+METADATA = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+MAX_LINES = 10  # the colour-blind palette has 10 colours; more arms would share them
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[plt.Figure, np.ndarray]:
+    sns.set_theme(**STYLE)
+    plt.rcParams["svg.hashsalt"] = "dlbench"  # fixed element ids in SVG
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
+    return fig, axes[0]
+
+
+def save(fig: plt.Figure, folder: Path, stem: str) -> str:
+    """``stem`` as PNG, SVG and PDF in ``folder``; returns the PNG's file name."""
+    folder.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    # No timestamps in the files, so the same data renders the same bytes.
-    fig.savefig(path, dpi=150, metadata={"Software": None})
+    for fmt in FORMATS:
+        fig.savefig(folder / f"{stem}.{fmt}", dpi=150, metadata=METADATA[fmt])
     plt.close(fig)
-    return path
+    return f"{stem}.png"
 
 
-def learning_curves(curves: pd.DataFrame, metric: str, order: list[str], path: Path) -> Path:
-    """Per-epoch ``metric``, one line per arm: mean over seeds with a +-1 std band."""
-    sns.set_theme(**STYLE)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    data = curves[curves["metric"] == metric]
-    sns.lineplot(data=data, x="epoch", y="value", hue="arm", hue_order=order, errorbar="sd", ax=ax)
-    ax.set(xlabel="epoch", ylabel=metric)
+def _mean_ci(values: pd.Series) -> pd.Series:
+    low, high = bootstrap_ci(values.to_numpy())
+    return pd.Series({"mean": values.mean(), "low": low, "high": high})
+
+
+def _colours(order: list[str]) -> dict[str, tuple[float, float, float]]:
+    return dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+
+
+def learning_curves(curves: pd.DataFrame, metrics: list[str], order: list[str]) -> plt.Figure:
+    """One panel per metric: per-epoch mean over seeds per arm, 95% bootstrap CI band."""
+    fig, axes = _figure(4.2 * len(metrics), 3.6, len(metrics))
+    colours = _colours(order)
+    for ax, metric in zip(axes, metrics, strict=True):
+        data = curves[curves["metric"] == metric]
+        for arm in order:
+            arm_data = data[data["arm"] == arm]
+            if arm_data.empty:
+                continue
+            band = arm_data.groupby("epoch")["value"].apply(_mean_ci).unstack()
+            ax.plot(band.index, band["mean"], color=colours[arm], label=arm, linewidth=1.5)
+            ax.fill_between(band.index, band["low"], band["high"], color=colours[arm], alpha=0.2)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
+    return fig
+
+
+def final_points(
+    frame: pd.DataFrame, summary: pd.DataFrame, metric: str, order: list[str], label: str
+) -> plt.Figure:
+    """Per arm (best at the top): every completed seed as a dot, the mean and its 95% CI."""
+    fig, (ax,) = _figure(6.4, 1.2 + 0.32 * len(order))
+    colours = _colours(order)
+    done = frame[frame["outcome"] == "completed"].sort_values("seed")
+    for y, arm in enumerate(order):
+        values = done.loc[done["arm"] == arm, metric]
+        # Seeds spread evenly around the arm's row (no random jitter: same data, same bytes).
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
+        ax.scatter(values, y + np.asarray(offsets), color=colours[arm], s=22, alpha=0.7)
+    rows = summary.set_index("arm").reindex(order)
+    y = np.arange(len(order))
+    ax.errorbar(
+        rows["mean"], y, xerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
+        fmt="|", color="black", markersize=12, capsize=3, linewidth=1,
+    )  # fmt: skip
+    ax.set(xlabel=label, ylabel=None, yticks=y, yticklabels=order)
+    ax.set_ylim(len(order) - 0.5, -0.5)  # best at the top
+    return fig
+
+
+def heatmap(values: pd.DataFrame, title: str, fmt: str, cmap: str) -> plt.Figure:
+    """An annotated heatmap of a pivot table (rows x columns of two grid axes)."""
+    fig, (ax,) = _figure(1.6 + 1.0 * values.shape[1], 1.2 + 0.45 * values.shape[0])
+    sns.heatmap(values.astype(float), annot=True, fmt=fmt, cmap=cmap, linewidths=0.5, ax=ax)
+    ax.grid(False)
+    ax.set_facecolor("#e8e8e8")  # a cell with no value shows grey, not white
+    ax.set(title=title)
+    ax.tick_params(axis="y", rotation=0)
+    return fig
+
+
+def sensitivity(
+    frame: pd.DataFrame, metric: str, hue: str, xs: list[str], label: str
+) -> plt.Figure:
+    """``metric`` against each of ``xs`` (e.g. batch size, effective lr), log x, one line per hue."""
+    fig, axes = _figure(4.2 * len(xs), 3.6, len(xs))
+    done = frame[frame["outcome"] == "completed"]
+    groups = list(dict.fromkeys(frame[hue]))
+    colours = _colours(groups)
+    for ax, x in zip(axes, xs, strict=True):
+        for group in groups:
+            points = done[done[hue] == group].groupby(x)[metric].apply(_mean_ci).unstack()
+            if points.empty:
+                continue
+            err = [points["mean"] - points["low"], points["high"] - points["mean"]]
+            ax.errorbar(
+                points.index, points["mean"], yerr=np.nan_to_num(err), marker="o",
+                capsize=3, color=colours[group], label=group,
+            )  # fmt: skip
+        ax.set(xscale="log", xlabel=x, ylabel=label)
+    axes[0].legend(title=hue, fontsize="small")
+    return fig
+
+
+def cost(frame: pd.DataFrame, metric: str, order: list[str], label: str) -> plt.Figure:
+    """``metric`` against wall-clock seconds per run: every completed run a dot."""
+    fig, (ax,) = _figure(6.4, 4.0)
+    done = frame[(frame["outcome"] == "completed") & frame["arm"].isin(order)]
+    sns.scatterplot(
+        data=done, x="seconds", y=metric, hue="arm", hue_order=order, palette=_colours(order),
+        s=30, alpha=0.8, ax=ax,
+    )  # fmt: skip
+    ax.set(xlabel="wall-clock seconds per run", ylabel=label)
+    ax.legend(fontsize="small", ncols=2 if len(order) > 6 else 1)
+    return fig
+
+
+def budget(best: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
+    """Search studies: best ``metric`` after k trials, mean over seeds, one line per arm."""
+    fig, (ax,) = _figure(6.4, 4.0)
+    sns.lineplot(
+        data=best, x="k", y="mean", hue="arm", hue_order=order, palette=_colours(order),
+        marker="o", errorbar=None, ax=ax,
+    )  # fmt: skip
+    ax.set(xlabel="search trials k", ylabel=f"best {metric} of k")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(title=None, fontsize="small", ncols=2)
-    return _save(fig, path)
-
-
-def final_points(frame: pd.DataFrame, metric: str, order: list[str], path: Path) -> Path:
-    """Final ``metric`` per arm: every seed as a point, the mean as a bar-free marker."""
-    sns.set_theme(**STYLE)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    data = frame.dropna(subset=[metric])
-    sns.stripplot(
-        data=data,
-        x="arm",
-        y=metric,
-        order=order,
-        hue="arm",
-        hue_order=order,
-        jitter=0.15,
-        size=6,
-        alpha=0.7,
-        legend=False,
-        ax=ax,
-    )
-    sns.pointplot(
-        data=data,
-        x="arm",
-        y=metric,
-        order=order,
-        errorbar=None,
-        color="black",
-        markers="_",
-        markersize=20,
-        linestyles="none",
-        ax=ax,
-    )
-    ax.set(xlabel=None, ylabel=metric)
-    ax.tick_params(axis="x", rotation=30)
-    return _save(fig, path)
+    return fig

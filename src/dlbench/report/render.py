@@ -1,96 +1,273 @@
-"""Render ``reports/<study>/index.md``: the objective table and the figures."""
+"""Render ``reports/<study>/`` from MLflow alone: index.md, index.html, tables/, figures/.
+
+The order of the page: provenance header, headline, results table, figures, paired
+comparisons, the cells that did not complete. Rendering twice from the same MLflow
+data writes byte-identical tables and Markdown; a failed render leaves the previous
+report in place (everything is written to a scratch folder, then swapped in).
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from itertools import combinations
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from dlbench.records import DIRECTION, OBJECTIVE, OBJECTIVE_METRIC
-from dlbench.report import figures
+from dlbench.records import OBJECTIVE_METRIC
+from dlbench.report import figures, stats, tables
 from dlbench.report.collect import StudyRuns
+from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
 
 REPORTS_DIR = Path("reports")
+MAX_PAIRS_ARMS = 12  # above this many arms, compare each arm with the best only
 
 
-def arm_table(frame: pd.DataFrame, order: list[str], columns: list[str]) -> pd.DataFrame:
-    """Per arm: ``mean ± std`` and n of each column over completed cells, plus other outcomes."""
-    rows = []
-    for arm in order:
-        runs = frame[frame["arm"] == arm]
-        done = runs[runs["outcome"] == "completed"]
-        row: dict[str, object] = {"arm": arm}
-        for column in columns:
-            values = done[column].dropna() if column in done else pd.Series(dtype=float)
-            std = f" ± {values.std():.4f}" if len(values) > 1 else ""
-            row[column] = f"{values.mean():.4f}{std}" if len(values) else "-"
-        row["n"] = len(done)
-        others = runs[runs["outcome"] != "completed"]["outcome"].value_counts()
-        row["not completed"] = ", ".join(f"{n} {o}" for o, n in sorted(others.items())) or ""
-        rows.append(row)
-    return pd.DataFrame(rows)
+class Report:
+    """One study's report being assembled: its data, statistics and blocks."""
+
+    def __init__(self, runs: StudyRuns, out: Path):
+        self.runs, self.out = runs, out
+        self.frame = runs.frame()
+        self.metric, self.direction = runs.metric, runs.direction
+        self.order = list(runs.plan)
+        self.summary = stats.arm_summary(self.frame, OBJECTIVE_METRIC, self.order)
+        self.ranking = stats.ranking(self.frame, OBJECTIVE_METRIC, self.order, self.direction)
+        self.ranked = self.ranking["arm"].tolist()
+        # Arms with at least one completed seed, best first: what figures of results draw.
+        self.shown = self.ranking.loc[self.ranking["distinguishable"] != "no data", "arm"].tolist()
+        self.blocks: list[Block] = []
+
+    # -- pieces --------------------------------------------------------------------------
+    def setup(self) -> str:
+        """The setup a caption states: problem, epochs, seeds and what varies."""
+        epochs = sorted(self.frame["epochs"].dropna().unique()) if "epochs" in self.frame else []
+        varies = ", ".join(f"{a} ({len(self.runs.labels(a))})" for a in self.runs.axes)
+        return (
+            f"Problem `{self.runs.tags.get('dlbench.problem', '?')}`, "
+            f"{'/'.join(map(str, epochs)) or '?'} epochs, seeds "
+            f"{', '.join(map(str, self.runs.seeds))}; varies: {varies or 'nothing'}."
+        )
+
+    def table(self, table: tables.Table) -> None:
+        table.write(self.out / "tables", f"{self.runs.study}-{table.name}")
+        self.blocks.append(TableBlock(table, "tables"))
+
+    def figure(self, fig: plt.Figure, stem: str, title: str, caption: str) -> None:
+        name = figures.save(fig, self.out / "figures", stem)
+        self.blocks += [Heading(title, 3), Figure(f"figures/{name}", caption, title)]
+
+    def header(self) -> None:
+        tags, frame = self.runs.tags, self.frame
+        counts = frame["outcome"].value_counts()
+        outcomes = ", ".join(f"{counts[o]} {o}" for o in stats.OUTCOMES if o in counts)
+        started = frame["start_time"].dropna()
+        newest = started.max().strftime("%Y-%m-%d %H:%M UTC") if len(started) else "none"
+        trials = f" ({sum(self.runs.trials.values())} search trials)" if self.runs.is_search else ""
+        self.blocks += [
+            Heading(f"{self.runs.study}", 1),
+            Paragraph(tags.get("mlflow.note.content", "")),
+            Paragraph(f"**Setup.** {self.setup()} Objective: {self.metric} ({self.direction})."),
+            Paragraph(
+                f"**Provenance.** Study file `{tags.get('dlbench.source', '?')}` "
+                f"(sha256 `{tags.get('dlbench.source_sha', '?')[:12]}`), git "
+                f"`{tags.get('dlbench.git_commit', '?')[:12]}`, dlbench "
+                f"{tags.get('dlbench.version', '?')}, torch {tags.get('dlbench.torch', '?')}, "
+                f"device {tags.get('dlbench.device', '?')}. {len(frame)} cells{trials}: "
+                f"{outcomes}. Newest run started {newest}. Rendered from MLflow alone by "
+                f"`dlbench report {self.runs.study}`."
+            ),
+        ]
+
+    def headline(self) -> None:
+        top = stats.indistinguishable_from_best(self.ranking)
+        if not top:
+            self.blocks.append(Paragraph("No cell has completed yet."))
+            return
+        best = self.summary.set_index("arm").loc[top[0]]
+        ci = tables.intervals(pd.DataFrame([best]))[0]
+        text = f"**Best:** {top[0]}, {self.metric} {best['mean']:.4f} (95% CI {ci}, n={best['n']:.0f})."
+        if len(top) > 1:
+            text += (
+                f" Not distinguishable from it at 95% (paired over seeds): {', '.join(top[1:])}."
+            )
+        self.blocks.append(Paragraph(text))
+
+    def results(self) -> None:
+        final = self.metric.replace("val/", "test/")
+        has_final = final != self.metric and final in self.frame
+        seconds = self.frame[self.frame["outcome"] == "completed"].groupby("arm")["seconds"]
+        self.blocks.append(Heading("Results per arm"))
+        self.table(
+            tables.results(
+                self.summary,
+                self.ranking,
+                metric=self.metric,
+                direction=self.direction,
+                final=(final, stats.arm_summary(self.frame, final, self.order))
+                if has_final
+                else None,
+                seconds=seconds.mean(),
+            )
+        )
+
+    def learning_curves(self) -> None:
+        metrics = list(dict.fromkeys(["train/loss", "val/loss", self.metric]))
+        curves = self.runs.curves(metrics)
+        # A diverged run's loss reaches 1e30 and would flatten every other line.
+        completed = self.frame.loc[self.frame["outcome"] == "completed", "cell"]
+        curves = curves[curves["cell"].isin(completed)]
+        shown = self.shown[: figures.MAX_LINES]
+        if curves.empty:
+            return
+        extra = f" The {len(shown)} best arms are drawn." if len(shown) < len(self.shown) else ""
+        self.figure(
+            figures.learning_curves(curves, metrics, shown),
+            "curves",
+            "Learning curves",
+            f"Per-epoch training and validation curves per arm over completed runs: mean over "
+            f"seeds, band = 95% bootstrap CI. {self.setup()}{extra}",
+        )
+
+    def final_points(self) -> None:
+        self.figure(
+            figures.final_points(
+                self.frame, self.summary, OBJECTIVE_METRIC, self.shown, self.metric
+            ),
+            "final",
+            "Final result per seed",
+            f"{self.metric} (the objective) per arm, best at the top: each dot is one seed, the "
+            f"bar the mean with its 95% bootstrap CI. {self.setup()}",
+        )
+
+    def _pivot(self, frame: pd.DataFrame, values: str, rows: str, columns: str) -> pd.DataFrame:
+        """Mean of ``values`` per (rows, columns) label pair, labels in study order."""
+        table = frame.pivot_table(values, rows, columns, "mean")
+        return table.reindex(index=self.runs.labels(rows), columns=self.runs.labels(columns))
+
+    def heatmaps(self) -> None:
+        """Two-axis views: mean objective and divergence rate for every pair of axes."""
+        axes = [a for a in self.runs.axes if len(self.runs.labels(a)) > 1]
+        outcome = self.frame["outcome"]
+        trained = self.frame[outcome.isin(["completed", "diverged"])]
+        trained = trained.assign(diverged=(trained["outcome"] == "diverged").astype(float))
+        for rows, columns in combinations(axes, 2):
+            others = [a for a in axes if a not in (rows, columns)]
+            over = f", averaged over {', '.join(others)}" if others else ""
+            means = self._pivot(self.frame[outcome == "completed"], OBJECTIVE_METRIC, rows, columns)
+            self.figure(
+                figures.heatmap(means, f"mean {self.metric}", ".3f", "viridis"),
+                f"heatmap-{rows}-{columns}",
+                f"{self.metric}: {rows} × {columns}",
+                f"Mean {self.metric} over completed seeds{over}; blank: no completed cell. "
+                f"{self.setup()}",
+            )
+            if (outcome == "diverged").any():
+                self.figure(
+                    figures.heatmap(
+                        self._pivot(trained, "diverged", rows, columns),
+                        "divergence rate",
+                        ".2f",
+                        "Reds",
+                    ),  # fmt: skip
+                    f"divergence-{rows}-{columns}",
+                    f"Divergence: {rows} × {columns}",
+                    f"Share of trained seeds (completed + diverged) whose training loss became "
+                    f"non-finite{over}. {self.setup()}",
+                )
+
+    def sensitivity(self) -> None:
+        varying = [c for c in ("batch_size_effective", "lr_effective") if c in self.frame]
+        varying = [c for c in varying if self.frame[c].nunique() > 1]
+        if "batch_size_effective" not in varying:
+            return
+        others = [a for a in self.runs.axes if a != "batch_size"]
+        hue = others[0] if len(others) == 1 else "arm"
+        self.figure(
+            figures.sensitivity(self.frame, OBJECTIVE_METRIC, hue, varying, self.metric),
+            "sensitivity",
+            "Batch size and learning-rate sensitivity",
+            f"{self.metric} against batch size and the effective learning rate (after the "
+            f"scaling rule), mean and 95% bootstrap CI over seeds, log x. {self.setup()}",
+        )
+
+    def cost(self) -> None:
+        self.figure(
+            figures.cost(
+                self.frame, OBJECTIVE_METRIC, self.shown[: figures.MAX_LINES], self.metric
+            ),
+            "cost",
+            "Result against wall-clock time",
+            f"{self.metric} against each run's wall-clock seconds (training, validation and "
+            f"logging): the cost view. {self.setup()}",
+        )
+
+    def search_budget(self) -> None:
+        best = stats.best_of_k(
+            self.runs.trial_frame(), OBJECTIVE_METRIC, self.ranked, self.direction
+        )
+        self.blocks.append(Heading("Search budget"))
+        self.table(tables.budget(best, self.metric))
+        self.figure(
+            figures.budget(best, self.metric, self.shown[: figures.MAX_LINES]),
+            "budget",
+            "Best of k trials",
+            f"Best {self.metric} among a cell's first k search trials, mean over seeds: what a "
+            f"smaller tuning budget would have found. {self.setup()}",
+        )
+
+    def comparisons(self) -> None:
+        pairs = stats.comparisons(self.frame, OBJECTIVE_METRIC, self.ranked, self.direction)
+        pairs = pairs[pairs["n"] > 0].reset_index(drop=True)
+        note = "Every pair of arms with completed seeds in common, better-ranked arm as a."
+        if len(self.ranked) > MAX_PAIRS_ARMS:
+            pairs = pairs[pairs["a"] == self.ranked[0]].reset_index(drop=True)
+            note = f"Each arm against the best ({self.ranked[0]}); the grid has too many pairs."
+        self.blocks += [Heading("Paired comparisons"), Paragraph(note)]
+        self.table(tables.comparisons(pairs, self.metric, self.direction))
+
+    def unfinished(self) -> None:
+        table = tables.unfinished(self.frame)
+        self.blocks.append(Heading("Cells that did not complete"))
+        if table.data.empty:
+            self.blocks.append(Paragraph("Every planned cell completed."))
+        else:
+            self.table(table)
+
+    # -- the whole page ------------------------------------------------------------------
+    def build(self) -> None:
+        self.header()
+        self.headline()
+        self.results()
+        if self.shown:  # figures of results need a completed cell
+            self.blocks.append(Heading("Figures"))
+            self.learning_curves()
+            self.final_points()
+            self.heatmaps()
+            self.sensitivity()
+            self.cost()
+        if self.runs.is_search:
+            self.search_budget()
+        self.comparisons()
+        self.unfinished()
+        (self.out / "index.md").write_text(markdown(self.blocks))
+        (self.out / "index.html").write_text(to_html(self.blocks, self.runs.study))
 
 
 def render(study: str, *, out: Path | None = None, tracking: str | None = None) -> Path:
     """Write the report for ``study`` from MLflow; returns the path of ``index.md``."""
     runs = StudyRuns(study, tracking)
-    frame = runs.frame()
     out = out or REPORTS_DIR / study
-    out.mkdir(parents=True, exist_ok=True)
-    tags = runs.parent.data.tags if runs.parent else {}
-    metric = tags.get(OBJECTIVE, "val/acc")
-    direction = tags.get(DIRECTION, "maximize")
-    order = list(dict.fromkeys(frame["arm"])) if len(frame) else []
-    if len(frame) and OBJECTIVE_METRIC in frame:
-        means = frame[frame["outcome"] == "completed"].groupby("arm")[OBJECTIVE_METRIC].mean()
-        order = sorted(
-            order, key=lambda a: means.get(a, float("nan")), reverse=direction == "maximize"
-        )
-    final_metric = "test/acc" if "test/acc" in frame else metric
-    table = arm_table(frame, order, [OBJECTIVE_METRIC, final_metric])
-    table = table.rename(columns={OBJECTIVE_METRIC: f"{metric} (objective)"})
-
-    curves = runs.curves([metric])
-    figs = []
-    if len(curves):
-        figs.append(
-            (
-                "Learning curves",
-                figures.learning_curves(curves, metric, order, out / "curves.png"),
-                f"{metric} per epoch, mean over seeds with a ±1 std band.",
-            )
-        )
-    if final_metric in frame:
-        figs.append(
-            (
-                "Final result per seed",
-                figures.final_points(frame, final_metric, order, out / "final.png"),
-                f"{final_metric} at the end of training; each point is one seed, the bar is the mean.",
-            )
-        )
-
-    seeds = sorted(frame["seed"].unique()) if "seed" in frame else []
-    lines = [
-        f"# {study}",
-        "",
-        tags.get("mlflow.note.content", ""),
-        "",
-        f"Problem `{tags.get('dlbench.problem', '?')}`, {len(frame)} cells over seeds "
-        f"{', '.join(map(str, seeds))}; objective: {metric} ({direction}). "
-        f"Rendered from MLflow alone (`dlbench report {study}`); study file "
-        f"`{tags.get('dlbench.source', '?')}` (sha256 {tags.get('dlbench.source_sha', '?')[:12]}), "
-        f"git {tags.get('dlbench.git_commit', '?')[:12]}, torch {tags.get('dlbench.torch', '?')}, "
-        f"device {tags.get('dlbench.device', '?')}.",
-        "",
-        "## Results per arm",
-        "",
-        "Mean ± std over seeds of completed runs; best first.",
-        "",
-        table.to_markdown(index=False),
-        "",
-    ]
-    for title, path, caption in figs:
-        lines += [f"## {title}", "", f"![{title}]({path.name})", "", caption, ""]
-    index = out / "index.md"
-    index.write_text("\n".join(lines))
-    return index
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        Report(runs, scratch).build()
+        scratch.chmod(0o755)  # mkdtemp makes it private; a report is for sharing
+        if out.exists():
+            shutil.rmtree(out)
+        scratch.rename(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out / "index.md"

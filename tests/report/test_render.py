@@ -1,0 +1,125 @@
+"""The rendered report: every part present, reproducible to the byte, opened in Chromium."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+import dlbench
+from browser import Browser
+from conftest import uri_of, write_study
+from dlbench.report import figures
+from dlbench.report.render import render
+
+TABLE_FORMATS = ("md", "html", "tex", "csv")
+
+
+@pytest.fixture(scope="module")
+def grid_report(grid_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reports") / "grid2"
+    render("grid2", out=out, tracking=uri_of(grid_run))
+    return out
+
+
+def test_two_axis_report_has_tables_heatmaps_and_divergence(grid_report: Path) -> None:
+    text = (grid_report / "index.md").read_text()
+    assert text.startswith("# grid2\n")
+    assert "**Provenance.** Study file `" in text and "grid2.yaml` (sha256 `" in text
+    assert "12 cells: 8 completed, 4 diverged. Newest run started 20" in text
+    assert "torch " in text and "git `" in text and "device " in text
+    assert (
+        "**Setup.** Problem `digits_mlp`, 2 epochs, seeds 0, 1; varies: optimizer (3), init (2)."
+        in text
+    )
+    assert "**Best:** adam " in text
+    for stem in ("results", "comparisons", "unfinished"):
+        for fmt in TABLE_FORMATS:
+            assert (grid_report / "tables" / f"{stem}.{fmt}").stat().st_size > 100, (stem, fmt)
+    for stem in ("curves", "final", "heatmap-optimizer-init", "divergence-optimizer-init", "cost"):
+        assert f"](figures/{stem}.png)" in text, stem
+        for fmt in figures.FORMATS:
+            assert (grid_report / "figures" / f"{stem}.{fmt}").stat().st_size > 1000, (stem, fmt)
+    # Diverged cells are shown as such: in the results table and listed with their reason.
+    assert "| sgd-hot he_normal | - | - | - | 0 | - | no data | 1.00 | 2 diverged |" in text
+    assert text.count("| diverged | 1 | non-finite training loss at step") == 4
+    assert "sensitivity.png" not in text and "Search budget" not in text
+
+
+def test_rendering_twice_gives_the_same_bytes(
+    grid_run: Path, grid_report: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again"
+    render("grid2", out=again, tracking=uri_of(grid_run))
+    compared = filecmp.dircmp(grid_report, again)
+    files = sorted(str(p.relative_to(grid_report)) for p in grid_report.rglob("*") if p.is_file())
+    match, mismatch, errors = filecmp.cmpfiles(grid_report, again, files, shallow=False)
+    assert mismatch == [] and errors == [] and len(match) >= 29
+    assert compared.left_only == compared.right_only == []
+
+
+def test_a_failed_render_keeps_the_previous_report(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "tiny"
+    render("tiny", out=out, tracking=uri_of(tiny_run))
+    before = (out / "index.md").read_text()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(figures, "cost", broken)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        render("tiny", out=out, tracking=uri_of(tiny_run))
+    assert (out / "index.md").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no scratch folder left
+
+
+def test_html_report_opens_in_chromium_with_every_image(grid_report: Path, tmp_path: Path) -> None:
+    with Browser() as browser:
+        browser.open((grid_report / "index.html").as_uri())
+        assert browser.broken_images() == []
+        assert browser.evaluate("document.images.length") == 5
+        rows = browser.evaluate("document.querySelectorAll('#results tbody tr').length")
+        assert rows == 6  # every arm, the diverged ones included
+        first = browser.evaluate(
+            "document.querySelector('#results tbody td:nth-child(2)').textContent"
+        )
+        assert first.startswith("adam ")
+        shot = browser.screenshot(tmp_path / "screenshot.png")
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
+
+
+SCALING_STUDY = """\
+name: scaling
+description: Batch size x lr scaling, one seed, one epoch.
+problem: digits_mlp
+fixed: {optimizer: sgd, lr: 0.05, base_batch_size: 32, width: 16, depth: 1, epochs: 1}
+grid:
+  batch_size: [32, full]
+  lr_scaling: [none, linear]
+seeds: [0]
+"""
+
+
+def test_scaling_study_gets_the_sensitivity_figure(workdir: Path) -> None:
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.sweep import run_study
+
+    run_study(
+        load_study(write_study(workdir, SCALING_STUDY)), tracking=uri_of(workdir), devices="cpu"
+    )
+    index = render("scaling", out=workdir / "report", tracking=uri_of(workdir))
+    text = index.read_text()
+    assert (
+        "](figures/sensitivity.png)" in text
+        and "](figures/heatmap-batch_size-lr_scaling.png)" in text
+    )
+    frame = dlbench.results("scaling", uri_of(workdir))
+    # "full" is resolved to the training set's size, and linear scaling grows lr with it.
+    full = frame[frame["batch_size"] == "full"].set_index("lr_scaling")
+    assert full["batch_size_effective"].iloc[0] > 32
+    assert full.loc["linear", "lr_effective"] == pytest.approx(
+        0.05 * full.loc["linear", "batch_size_effective"] / 32
+    )
