@@ -1,0 +1,116 @@
+"""`dlbench ui`: the MLflow UI on 127.0.0.1 shows a finished study's runs to compare.
+
+Checked through the server's REST API (what the UI's pages fetch) and by loading the
+experiment page in headless Chromium until the runs' names are rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from browser import Browser
+from conftest import uri_of
+
+START_TIMEOUT = 120  # seconds; the first start of a server migrates the database schema
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def ui(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`dlbench ui` on a free port against the tiny study's store; yields its URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("ui") / "ui.log"
+    command = [sys.executable, "-m", "dlbench.cli", "ui", "--port", str(port)]
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*command, "--tracking-uri", uri_of(tiny_run)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # `mlflow ui` starts workers: stop the whole group
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dlbench ui did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_rest_api_has_the_study_runs_with_params_and_metrics(ui: str) -> None:
+    experiment = _get(f"{ui}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny")
+    found = _post(
+        f"{ui}/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [experiment["experiment"]["experiment_id"]],
+            "filter": "tags.`dlbench.role` = 'cell'",
+        },
+    )
+    runs = found["runs"]
+    assert sorted(r["info"]["run_name"] for r in runs) == ["adam s0", "adam s1", "sgd s0", "sgd s1"]
+    for run in runs:
+        params = {p["key"]: p["value"] for p in run["data"]["params"]}
+        metrics = {m["key"] for m in run["data"]["metrics"]}
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+        assert params["optimizer"] in ("sgd", "adam") and "lr" in params and "seed" in params
+        assert {"val/acc", "train/loss", "objective"} <= metrics
+        assert tags["dlbench.outcome"] == "completed"
+
+
+def test_experiment_page_renders_the_runs_in_chromium(ui: str, tmp_path: Path) -> None:
+    experiment = _get(f"{ui}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny")
+    experiment_id = experiment["experiment"]["experiment_id"]
+    # Runs view of the "Model training" workflow (MLflow 3 opens on GenAI traces otherwise).
+    page = f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    text = "(document.body ? document.body.innerText : '')"
+    with Browser(timeout=90) as browser:
+        browser.open(page)
+        # The study's parent run, with its 4 cell runs nested under it.
+        browser.wait_for(f"{text}.includes('5 matching runs') && {text}.includes('tiny')")
+        browser.evaluate(
+            "document.querySelector('.ag-cell[col-id=\"attributes.`Run Name`\"] button').click()"
+        )
+        browser.wait_for(
+            f"['adam s0', 'adam s1', 'sgd s0', 'sgd s1'].every(n => {text}.includes(n))"
+        )
+        shot = browser.screenshot(tmp_path / "mlflow-ui.png")
+    assert shot.stat().st_size > 20_000
