@@ -66,8 +66,8 @@ def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["report"], "give study names or --all"),
-        (["report", "tiny", "--all"], "give study names or --all"),
+        (["report"], "give study names or --all (one of the two)"),
+        (["report", "tiny", "--all"], "give study names or --all (one of the two)"),
         (["report", "nosuch"], "unknown study 'nosuch'"),
         (["report", "--all"], "no study has runs in the tracking store yet"),
     ],

@@ -106,9 +106,9 @@ def test_experiment_page_renders_the_runs_in_chromium(ui: str, tmp_path: Path) -
         browser.open(page)
         # The study's parent run, with its 4 cell runs nested under it.
         browser.wait_for(f"{text}.includes('5 matching runs') && {text}.includes('tiny')")
-        browser.evaluate(
-            "document.querySelector('.ag-cell[col-id=\"attributes.`Run Name`\"] button').click()"
-        )
+        # Expand the parent run (the grid may draw its rows after the count appears).
+        expand = 'document.querySelector(\'.ag-cell[col-id="attributes.`Run Name`"] button\')'
+        browser.wait_for(f"(b => b ? (b.click(), true) : false)({expand})")
         browser.wait_for(
             f"['adam s0', 'adam s1', 'sgd s0', 'sgd s1'].every(n => {text}.includes(n))"
         )

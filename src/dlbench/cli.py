@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a study's runs from MLflow (and nothing else) and write "
         "reports/<study>/: index.md and a self-contained index.html (open it from disk), "
         "tables/ (Markdown, HTML, LaTeX booktabs, CSV) and figures/ (PNG, SVG, PDF). "
-        "Statistics are over seeds: mean, std, 95%% bootstrap CI per arm, paired "
-        "comparisons between arms, divergence rates.",
+        "Statistics are over seeds: mean, std, 95% bootstrap CI per arm, paired "
+        "comparisons between arms (Student-t CI over shared seeds), divergence rates.",
         epilog="examples:\n  dlbench report optimizers\n  dlbench report --all\n"
         "  dlbench report optimizers_smoke --out /tmp/reports\n\n"
         "From Python: dlbench.results('optimizers') is the same data as a pandas frame.\n",
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="every study with runs in the tracking store"
     )
     report.add_argument(
-        "--out", type=Path, default=Path("reports"), help="parent folder (default: reports)"
+        "--out", type=Path, help="parent folder: writes OUT/<study>/ (default: reports)"
     )
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
 
@@ -234,18 +234,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dlbench.report.collect import studies
-    from dlbench.report.render import render
+    from dlbench.report.render import REPORTS_DIR, render
 
     if args.all == bool(args.studies):
-        raise ConfigError("dlbench report: give study names or --all, not both")
+        raise ConfigError("dlbench report: give study names or --all (one of the two)")
     names = studies(args.tracking_uri) if args.all else args.studies
     if not names:
         raise ConfigError("no study has runs in the tracking store yet; run one with `dlbench run`")
+    failed = []
     for name in names:
-        index = render(name, out=args.out / name, tracking=args.tracking_uri)
+        try:
+            index = render(name, out=(args.out or REPORTS_DIR) / name, tracking=args.tracking_uri)
+        except Exception as err:  # with --all, one broken study does not stop the others
+            if not args.all:
+                raise
+            failed.append(name)
+            print(f"dlbench: report {name} failed: {err}", file=sys.stderr)
+            continue
         print(f"report: {index} (and index.html)")
     print("compare the runs: dlbench ui (or make ui) and open the address it prints")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ ATTEMPT = "dlbench.attempt"
 SEARCH_TRIAL = "dlbench.search_trial"  # search studies: the trial's index within its cell
 OUTCOME = "dlbench.outcome"  # completed | diverged | failed | pruned
 OUTCOMES = ("completed", "diverged", "failed", "pruned")
+# What a report calls a cell besides those: still training, or never run.
+CELL_STATES = (*OUTCOMES, "running", "missing")
 ERROR = "dlbench.error"
 AXES = "dlbench.axes"  # comma-separated grid axes, in study-file order
 ARM = "dlbench.arm."  # + axis: the arm's label on that axis
@@ -24,6 +26,7 @@ SEEDS = "dlbench.seeds"  # comma-separated seeds
 TRIALS = "dlbench.search_trials"  # search studies: the tuning budget per cell
 OBJECTIVE = "dlbench.objective"  # the objective metric's name (parent run)
 DIRECTION = "dlbench.direction"
+SUMMARY = "dlbench.objective_summary"  # last | best: which epoch's value is the objective
 OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value
 PARENT = "mlflow.parentRunId"
 

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 import dlbench
 from conftest import uri_of
 from dlbench.errors import ConfigError
-from dlbench.records import CELL
+from dlbench.records import CELL, OUTCOME
 from dlbench.report.collect import ID_COLUMNS, StudyRuns, studies
 
 
@@ -71,3 +71,15 @@ def test_unknown_study_names_the_ones_in_mlflow(tiny_run: Path) -> None:
         match=r"unknown study 'tinny' \(did you mean tiny\?\); allowed: tiny \(in MLflow",
     ):
         StudyRuns("tinny", uri_of(tiny_run))
+
+
+def test_a_run_that_ended_without_an_outcome_is_failed(grid_run: Path, tmp_path: Path) -> None:
+    shutil.copy(grid_run / "mlflow.db", tmp_path / "mlflow.db")
+    uri, client = uri_of(tmp_path), MlflowClient(uri_of(tmp_path))
+    run = StudyRuns("grid2", uri).runs[0]
+    client.delete_tag(run.info.run_id, OUTCOME)  # as if its worker died before recording it
+    client.set_terminated(run.info.run_id, "KILLED")
+    row = dlbench.results("grid2", uri).set_index("run_id").loc[run.info.run_id]
+    assert (
+        row["outcome"] == "failed" and row["error"] == "no outcome recorded (MLflow status KILLED)"
+    )

@@ -9,7 +9,10 @@ import pytest
 
 import dlbench
 from browser import Browser
-from conftest import uri_of, write_study
+from conftest import GRID_STUDY, uri_of, write_study
+from dlbench.errors import ConfigError
+from dlbench.harness.spec import load_study
+from dlbench.harness.sweep import run_study
 from dlbench.report import figures
 from dlbench.report.render import render
 
@@ -123,3 +126,25 @@ def test_scaling_study_gets_the_sensitivity_figure(workdir: Path) -> None:
     assert full.loc["linear", "lr_effective"] == pytest.approx(
         0.05 * full.loc["linear", "batch_size_effective"] / 32
     )
+
+
+def test_a_study_where_nothing_completed_still_renders(workdir: Path) -> None:
+    text = (
+        GRID_STUDY.replace("name: grid2", "name: hot")
+        .replace("    - {name: sgd, lr: 0.1}\n", "")
+        .replace("    - {name: adam, lr: 0.01}\n", "")
+    )
+    run_study(load_study(write_study(workdir, text)), tracking=uri_of(workdir), devices="cpu")
+    page = render("hot", out=workdir / "report", tracking=uri_of(workdir)).read_text()
+    assert "4 cells: 4 diverged." in page and "No cell has completed yet." in page
+    assert page.count("| diverged | 1 | non-finite training loss") == 4
+    assert "## Figures" not in page  # nothing to draw but the table says why
+
+
+def test_render_never_replaces_a_folder_that_is_not_a_report(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds no report"):
+        render("tiny", out=tmp_path, tracking=uri_of(tiny_run))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -18,6 +18,7 @@ from dlbench.report.stats import (
     indistinguishable_from_best,
     paired,
     ranking,
+    t_interval,
 )
 
 NAN = float("nan")
@@ -154,8 +155,9 @@ def test_paired_differences_over_shared_seeds():
     result = paired(PAIRED, "objective", "a", "b", "maximize")
     assert (result.a, result.b, result.n) == ("a", "b", 3)
     assert result.diff == pytest.approx(0.1)
-    # Diffs are [0.1, 0, 0.2]: all-zero and all-0.2 resamples each have probability 1/27 > 2.5%.
-    assert (result.ci_low, result.ci_high) == pytest.approx((0.0, 0.2))
+    # Diffs [0.1, 0, 0.2]: mean 0.1, sd 0.1, t(0.975, 2 df) = 4.302653 -> 0.1 +- 0.248414.
+    half = 4.302653 * 0.1 / math.sqrt(3)
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.1 - half, 0.1 + half))
     exact = exact_p_better([0.1, 0.0, 0.2])
     assert exact == pytest.approx(26.5 / 27)
     assert result.p_better == pytest.approx(exact, abs=0.01)
@@ -215,6 +217,22 @@ def test_comparisons_has_every_ordered_pair():
 
 
 # ranking
+
+
+def test_t_interval_by_hand():
+    # [1, 2, 3, 4]: mean 2.5, se 1.290994 / 2, t(0.975, 3 df) = 3.182446 -> 2.5 +- 2.054260.
+    assert t_interval([1.0, 2.0, 3.0, 4.0, NAN]) == pytest.approx((0.445740, 4.554260))
+    assert all(math.isnan(x) for x in t_interval([1.0]))
+
+
+def test_two_seeds_pointing_the_same_way_are_not_enough():
+    # Both paired differences favour a, so a bootstrap interval would be [0.01, 0.005] > 0;
+    # the t interval with 1 degree of freedom straddles 0.
+    frame = cells(completed("a", [0.90, 0.91]) + completed("b", [0.89, 0.905]))
+    assert ranking(frame, "objective", ["a", "b"], "maximize")["distinguishable"].tolist() == [
+        "best",
+        "no",
+    ]
 
 
 def test_ranking_marks_who_is_distinguishable():

@@ -47,6 +47,7 @@ from dlbench.records import (
     SEARCH_TRIAL,
     SEEDS,
     STUDY,
+    SUMMARY,
     TRIALS,
 )
 
@@ -125,6 +126,7 @@ class Tracker:
             AXES: ",".join(self.spec.grid),
             OBJECTIVE: self.spec.objective.metric,
             DIRECTION: self.spec.objective.direction,
+            SUMMARY: self.spec.objective.summary,
             SEEDS: ",".join(map(str, self.spec.seeds)),
             **{
                 LABELS + axis: json.dumps([a.label for a in arms])

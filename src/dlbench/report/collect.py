@@ -29,6 +29,7 @@ from dlbench.records import (
     ROLE,
     SEARCH_TRIAL,
     SEEDS,
+    SUMMARY,
     tracking_uri,
 )
 
@@ -47,14 +48,19 @@ def _typed(text: str) -> object:
     return {"True": True, "False": False}.get(text, text)
 
 
-def _column_dtype(values: pd.Series) -> str | None:
-    """Nullable int/bool for params that are ints/bools where present (missing cells: <NA>)."""
+def _typed_column(values: pd.Series) -> pd.Series:
+    """An object column as its values' type: ints (nullable Int64, since a missing cell has
+    none), bools, floats, else strings."""
     present = values.dropna()
-    if len(present) and all(isinstance(v, bool) for v in present):
-        return "boolean"
-    if len(present) and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return "Int64"
-    return None
+    if present.empty:  # e.g. the objective while no cell has completed
+        return values.astype(float)
+    if all(isinstance(v, bool) for v in present):
+        return values.astype("boolean")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return values.astype("Int64")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return values.astype(float)
+    return values.astype("str").where(values.notna())
 
 
 class StudyRuns:
@@ -70,9 +76,7 @@ class StudyRuns:
                 + f" (in MLflow at {tracking_uri(tracking)}; run `dlbench run {study}` first)"
             )
         self.study = study
-        runs = self.client.search_runs(
-            [experiment.experiment_id], max_results=50_000, order_by=["attributes.start_time ASC"]
-        )
+        runs = self._all_runs(experiment.experiment_id)
         self.parent = next((r for r in runs if r.data.tags.get(ROLE) == "study"), None)
         self.tags: dict[str, str] = dict(self.parent.data.tags) if self.parent else {}
         cells = [r for r in runs if r.data.tags.get(ROLE) == "cell"]
@@ -81,14 +85,32 @@ class StudyRuns:
         self.latest = {(r.data.tags[CELL], r.data.tags.get(SEARCH_TRIAL)): r for r in cells}
         self.direction = self.tags.get(DIRECTION) or "maximize"
         self.metric = self.tags.get(OBJECTIVE) or "val/acc"
+        self.summary = self.tags.get(SUMMARY) or "last"
         best: dict[str, Run] = {}
         for run in self.latest.values():  # a search study's cell is its best completed trial
             cell = run.data.tags[CELL]
             if cell not in best or self._better(run, best[cell]):
                 best[cell] = run
-        self.runs = sorted(best.values(), key=lambda r: r.data.tags[CELL])
+        self.runs = sorted(best.values(), key=lambda r: (r.info.start_time, r.info.run_id))
         self.trials = Counter(cell for cell, _ in self.latest)  # search budget per cell
+        self.search_seconds = Counter()  # a search cell's cost is all of its trials
+        for (cell, _), run in self.latest.items():
+            self.search_seconds[cell] += self._seconds(run)
         self.is_search = any(trial is not None for _, trial in self.latest)
+
+    def _all_runs(self, experiment_id: str) -> list[Run]:
+        """Every run of the experiment, oldest first, page by page (no silent cap)."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                max_results=10_000,
+                order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+                page_token=token,
+            )
+            runs += page
+            if not (token := page.token):
+                return runs
 
     def _better(self, run: Run, than: Run) -> bool:
         """Whether ``run`` beats ``than`` as its cell's result: completed first, then objective."""
@@ -131,19 +153,45 @@ class StudyRuns:
     def _arm(self, tags: dict[str, str]) -> str:
         return " ".join(tags.get(ARM + a, "") for a in self.axes) or self.study
 
+    @property
+    def label(self) -> str:
+        """The objective as tables and figures name it (``val/acc (best epoch)``)."""
+        return self.metric if self.summary == "last" else f"{self.metric} ({self.summary} epoch)"
+
+    def environment(self, tag: str) -> list[str]:
+        """The distinct values of an environment tag over the cells (resumed runs may differ)."""
+        values = {r.data.tags[tag] for r in self.runs if tag in r.data.tags}
+        return sorted(values) or [self.tags.get(tag, "?")]
+
     # -- frames --------------------------------------------------------------------------
+    @staticmethod
+    def _seconds(run: Run) -> float:
+        end = run.info.end_time
+        return (end - run.info.start_time) / 1000 if end else math.nan
+
+    @staticmethod
+    def _outcome(run: Run) -> tuple[str, str]:
+        """Outcome and reason; a run that ended without one (its worker died) is failed."""
+        tags, status = run.data.tags, run.info.status
+        if OUTCOME in tags:
+            return tags[OUTCOME], tags.get(ERROR, "")
+        if status == "RUNNING":
+            return "running", ""
+        return "failed", f"no outcome recorded (MLflow status {status})"
+
     def _row(self, run: Run) -> dict[str, object]:
         tags, info = run.data.tags, run.info
-        end = info.end_time
+        outcome, error = self._outcome(run)
+        cell = tags[CELL]
         return {
-            "cell": tags[CELL],
+            "cell": cell,
             "arm": self._arm(tags),
             "seed": int(run.data.params.get("seed", 0)),
-            "outcome": tags.get(OUTCOME, "running"),
-            "error": tags.get(ERROR, ""),
-            "attempts": self.attempts[tags[CELL]],
+            "outcome": outcome,
+            "error": error,
+            "attempts": self.attempts[cell],
             "start_time": pd.Timestamp(info.start_time, unit="ms", tz="UTC"),
-            "seconds": (end - info.start_time) / 1000 if end else math.nan,
+            "seconds": self.search_seconds[cell] if self.is_search else self._seconds(run),
             **{a: tags.get(ARM + a) for a in self.axes},
             **{k: _typed(v) for k, v in run.data.params.items() if k not in ("seed", *self.axes)},
             **run.data.metrics,
@@ -153,10 +201,12 @@ class StudyRuns:
     def frame(self) -> pd.DataFrame:
         """One row per planned cell (arm x seed), study order; cells never run are ``missing``.
 
-        Columns: cell, arm, seed, outcome, error, attempts, start_time, seconds, one
-        per axis (its label), every param (typed), every final metric, run_id, and for
-        search studies ``search_trials`` (the cell's tuning budget).
+        Columns: cell, arm, seed, outcome, error, attempts, start_time, seconds (for a
+        search cell: all its trials), one per axis (its label), every param (typed),
+        every final metric (``objective`` always), run_id, and for search studies
+        ``search_trials`` (the cell's tuning budget).
         """
+        # Oldest first: after an edited study file, the newest run of an (arm, seed) wins.
         found = {(row["arm"], row["seed"]): row for row in map(self._row, self.runs)}
         rows = []
         for seed, (arm, labels) in itertools.product(self.seeds, self.plan.items()):
@@ -164,16 +214,20 @@ class StudyRuns:
                 found.pop((arm, seed), None)
                 or {"arm": arm, "seed": seed, "outcome": "missing", **labels, "attempts": 0}
             )
-        rows += found.values()  # runs outside the plan (an edited study file) are kept
-        frame = pd.DataFrame(rows)
+        rows += found.values()  # runs of arms outside the plan (an edited study file) are kept
+        # Object columns first, so an int param stays int where a missing cell has no value.
+        frame = pd.DataFrame(rows, dtype=object)
         if self.is_search:
-            frame["search_trials"] = frame["cell"].map(self.trials).astype("Int64")
-        frame = frame.reindex(columns=ID_COLUMNS + [c for c in frame if c not in ID_COLUMNS])
+            frame["search_trials"] = frame["cell"].map(self.trials)
+        columns = [c for c in frame if c not in ID_COLUMNS]
+        frame = frame.reindex(
+            columns=ID_COLUMNS + columns + [OBJECTIVE_METRIC] * (OBJECTIVE_METRIC not in columns)
+        )
         frame["error"] = frame["error"].fillna("")
-        for column in frame.columns.difference(ID_COLUMNS):
-            if dtype := _column_dtype(frame[column]):
-                frame[column] = frame[column].astype(dtype)
-        return frame.astype({"seed": "int64", "attempts": "int64"})
+        for column in frame.columns.drop("start_time"):
+            frame[column] = _typed_column(frame[column])
+        frame["start_time"] = pd.to_datetime(frame["start_time"], utc=True)
+        return frame
 
     def trial_frame(self) -> pd.DataFrame:
         """Search studies: one row per trial (arm, seed, trial, outcome, objective)."""

@@ -120,10 +120,11 @@ def sensitivity(
             points = done[done[hue] == group].groupby(x)[metric].apply(_mean_ci).unstack()
             if points.empty:
                 continue
-            err = [points["mean"] - points["low"], points["high"] - points["mean"]]
+            ax.plot(points.index, points["mean"], marker="o", color=colours[group], label=group)
+            bars = points.dropna(subset=["low"])  # one seed: no interval, no bar
             ax.errorbar(
-                points.index, points["mean"], yerr=np.nan_to_num(err), marker="o",
-                capsize=3, color=colours[group], label=group,
+                bars.index, bars["mean"], yerr=[bars["mean"] - bars["low"], bars["high"] - bars["mean"]],
+                fmt="none", capsize=3, color=colours[group],
             )  # fmt: skip
         ax.set(xscale="log", xlabel=x, ylabel=label)
     axes[0].legend(title=hue, fontsize="small")

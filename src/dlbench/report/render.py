@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from dlbench.errors import ConfigError
 from dlbench.records import OBJECTIVE_METRIC
 from dlbench.report import figures, stats, tables
 from dlbench.report.collect import StudyRuns
@@ -31,7 +32,7 @@ class Report:
     def __init__(self, runs: StudyRuns, out: Path):
         self.runs, self.out = runs, out
         self.frame = runs.frame()
-        self.metric, self.direction = runs.metric, runs.direction
+        self.metric, self.direction, self.label = runs.metric, runs.direction, runs.label
         self.order = list(runs.plan)
         self.summary = stats.arm_summary(self.frame, OBJECTIVE_METRIC, self.order)
         self.ranking = stats.ranking(self.frame, OBJECTIVE_METRIC, self.order, self.direction)
@@ -66,16 +67,20 @@ class Report:
         started = frame["start_time"].dropna()
         newest = started.max().strftime("%Y-%m-%d %H:%M UTC") if len(started) else "none"
         trials = f" ({sum(self.runs.trials.values())} search trials)" if self.runs.is_search else ""
+        env = lambda tag: ", ".join(self.runs.environment(tag))  # noqa: E731
+        commits = ", ".join(
+            f"`{c[:12]}{'+dirty' if c.endswith('+dirty') else ''}`"
+            for c in self.runs.environment("dlbench.git_commit")
+        )
         self.blocks += [
             Heading(f"{self.runs.study}", 1),
             Paragraph(tags.get("mlflow.note.content", "")),
-            Paragraph(f"**Setup.** {self.setup()} Objective: {self.metric} ({self.direction})."),
+            Paragraph(f"**Setup.** {self.setup()} Objective: {self.label} ({self.direction})."),
             Paragraph(
                 f"**Provenance.** Study file `{tags.get('dlbench.source', '?')}` "
-                f"(sha256 `{tags.get('dlbench.source_sha', '?')[:12]}`), git "
-                f"`{tags.get('dlbench.git_commit', '?')[:12]}`, dlbench "
-                f"{tags.get('dlbench.version', '?')}, torch {tags.get('dlbench.torch', '?')}, "
-                f"device {tags.get('dlbench.device', '?')}. {len(frame)} cells{trials}: "
+                f"(sha256 `{tags.get('dlbench.source_sha', '?')[:12]}`), git {commits}, "
+                f"dlbench {env('dlbench.version')}, torch {env('dlbench.torch')}, "
+                f"device {env('dlbench.device')}. {len(frame)} cells{trials}: "
                 f"{outcomes}. Newest run started {newest}. Rendered from MLflow alone by "
                 f"`dlbench report {self.runs.study}`."
             ),
@@ -88,15 +93,22 @@ class Report:
             return
         best = self.summary.set_index("arm").loc[top[0]]
         ci = tables.intervals(pd.DataFrame([best]))[0]
-        text = f"**Best:** {top[0]}, {self.metric} {best['mean']:.4f} (95% CI {ci}, n={best['n']:.0f})."
+        text = (
+            f"**Best:** {top[0]}, {self.label} {best['mean']:.4f} (95% CI {ci}, n={best['n']:.0f})."
+        )
+        if best["n"] < 2:
+            text += " One completed seed: a single run, not yet evidence."
         if len(top) > 1:
             text += (
                 f" Not distinguishable from it at 95% (paired over seeds): {', '.join(top[1:])}."
             )
+        few = self.ranking.loc[self.ranking["distinguishable"] == "too few seeds", "arm"]
+        if len(few):
+            text += f" Too few seeds shared with it to judge: {', '.join(few)}."
         self.blocks.append(Paragraph(text))
 
     def results(self) -> None:
-        final = self.metric.replace("val/", "test/")
+        final = "test/" + self.metric.removeprefix("val/")
         has_final = final != self.metric and final in self.frame
         seconds = self.frame[self.frame["outcome"] == "completed"].groupby("arm")["seconds"]
         self.blocks.append(Heading("Results per arm"))
@@ -104,7 +116,7 @@ class Report:
             tables.results(
                 self.summary,
                 self.ranking,
-                metric=self.metric,
+                metric=self.label,
                 direction=self.direction,
                 final=(final, stats.arm_summary(self.frame, final, self.order))
                 if has_final
@@ -134,11 +146,11 @@ class Report:
     def final_points(self) -> None:
         self.figure(
             figures.final_points(
-                self.frame, self.summary, OBJECTIVE_METRIC, self.shown, self.metric
+                self.frame, self.summary, OBJECTIVE_METRIC, self.shown, self.label
             ),
             "final",
             "Final result per seed",
-            f"{self.metric} (the objective) per arm, best at the top: each dot is one seed, the "
+            f"{self.label} (the objective) per arm, best at the top: each dot is one seed, the "
             f"bar the mean with its 95% bootstrap CI. {self.setup()}",
         )
 
@@ -158,10 +170,10 @@ class Report:
             over = f", averaged over {', '.join(others)}" if others else ""
             means = self._pivot(self.frame[outcome == "completed"], OBJECTIVE_METRIC, rows, columns)
             self.figure(
-                figures.heatmap(means, f"mean {self.metric}", ".3f", "viridis"),
+                figures.heatmap(means, f"mean {self.label}", ".3f", "viridis"),
                 f"heatmap-{rows}-{columns}",
-                f"{self.metric}: {rows} × {columns}",
-                f"Mean {self.metric} over completed seeds{over}; blank: no completed cell. "
+                f"{self.label}: {rows} × {columns}",
+                f"Mean {self.label} over completed seeds{over}; blank: no completed cell. "
                 f"{self.setup()}",
             )
             if (outcome == "diverged").any():
@@ -186,21 +198,20 @@ class Report:
         others = [a for a in self.runs.axes if a != "batch_size"]
         hue = others[0] if len(others) == 1 else "arm"
         self.figure(
-            figures.sensitivity(self.frame, OBJECTIVE_METRIC, hue, varying, self.metric),
+            figures.sensitivity(self.frame, OBJECTIVE_METRIC, hue, varying, self.label),
             "sensitivity",
             "Batch size and learning-rate sensitivity",
-            f"{self.metric} against batch size and the effective learning rate (after the "
-            f"scaling rule), mean and 95% bootstrap CI over seeds, log x. {self.setup()}",
+            f"{self.label} against the batch size trained with and the effective learning rate "
+            f"(after the scaling rule): mean and 95% bootstrap CI over completed seeds, log x. "
+            f"Diverged cells have no point; the divergence heatmap shows them. {self.setup()}",
         )
 
     def cost(self) -> None:
         self.figure(
-            figures.cost(
-                self.frame, OBJECTIVE_METRIC, self.shown[: figures.MAX_LINES], self.metric
-            ),
+            figures.cost(self.frame, OBJECTIVE_METRIC, self.shown[: figures.MAX_LINES], self.label),
             "cost",
             "Result against wall-clock time",
-            f"{self.metric} against each run's wall-clock seconds (training, validation and "
+            f"{self.label} against each run's wall-clock seconds (training, validation and "
             f"logging): the cost view. {self.setup()}",
         )
 
@@ -209,24 +220,31 @@ class Report:
             self.runs.trial_frame(), OBJECTIVE_METRIC, self.ranked, self.direction
         )
         self.blocks.append(Heading("Search budget"))
-        self.table(tables.budget(best, self.metric))
+        self.table(tables.budget(best, self.label))
         self.figure(
-            figures.budget(best, self.metric, self.shown[: figures.MAX_LINES]),
+            figures.budget(best, self.label, self.shown[: figures.MAX_LINES]),
             "budget",
             "Best of k trials",
-            f"Best {self.metric} among a cell's first k search trials, mean over seeds: what a "
+            f"Best {self.label} among a cell's first k search trials, mean over seeds: what a "
             f"smaller tuning budget would have found. {self.setup()}",
         )
 
     def comparisons(self) -> None:
-        pairs = stats.comparisons(self.frame, OBJECTIVE_METRIC, self.ranked, self.direction)
+        many = len(self.ranked) > MAX_PAIRS_ARMS
+        against = self.ranked[0] if many else ""
+        pairs = stats.comparisons(
+            self.frame, OBJECTIVE_METRIC, self.ranked, self.direction, against=against
+        )
         pairs = pairs[pairs["n"] > 0].reset_index(drop=True)
         note = "Every pair of arms with completed seeds in common, better-ranked arm as a."
-        if len(self.ranked) > MAX_PAIRS_ARMS:
-            pairs = pairs[pairs["a"] == self.ranked[0]].reset_index(drop=True)
-            note = f"Each arm against the best ({self.ranked[0]}); the grid has too many pairs."
+        if many:
+            note = f"Each arm against the best ({against}); the grid has too many pairs for all."
+        note += (
+            " The 95% CI of the mean paired difference is a Student-t interval over the shared"
+            " seeds (a bootstrap of 2-5 values is too narrow to judge by)."
+        )
         self.blocks += [Heading("Paired comparisons"), Paragraph(note)]
-        self.table(tables.comparisons(pairs, self.metric, self.direction))
+        self.table(tables.comparisons(pairs, self.label, self.direction))
 
     def unfinished(self) -> None:
         table = tables.unfinished(self.frame)
@@ -260,6 +278,9 @@ def render(study: str, *, out: Path | None = None, tracking: str | None = None) 
     """Write the report for ``study`` from MLflow; returns the path of ``index.md``."""
     runs = StudyRuns(study, tracking)
     out = out or REPORTS_DIR / study
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.md").is_file():
+        # The old report is replaced as a whole: never a folder that is not one.
+        raise ConfigError(f"{out} is not empty and holds no report (index.md); pick another")
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlbench.records import CELL_STATES
+
 DASH = "-"  # an empty cell: no value (not completed, or too few seeds for an interval)
 LATEX_ESCAPES = {c: "\\" + c for c in "&%$#_{}"} | {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
-    "≈": r"$\approx$",
     "−": "$-$",
 }
 
@@ -127,8 +128,7 @@ def _best_row(values: pd.Series, direction: str) -> int | None:
 
 
 def _not_completed(row: pd.Series) -> str:
-    others = ["diverged", "failed", "pruned", "running", "missing"]
-    return ", ".join(f"{int(row[o])} {o}" for o in others if row[o])
+    return ", ".join(f"{int(row[o])} {o}" for o in CELL_STATES if o != "completed" and row[o])
 
 
 def results(
@@ -215,7 +215,9 @@ def unfinished(frame: pd.DataFrame) -> Table:
         frame["outcome"] != "completed", ["arm", "seed", "outcome", "attempts", "error"]
     ]
     data = data.reset_index(drop=True)
-    shown = data.astype(str).assign(error=data["error"].str.slice(0, 120))
+    # A traceback's newlines would break a Markdown row or a LaTeX tabular: one line each.
+    oneline = data["error"].map(lambda text: " ".join(str(text).split())[:120])
+    shown = data.astype(str).assign(error=oneline)
     return Table(
         "unfinished",
         "Cells that did not complete, with the reason recorded in MLflow.",
