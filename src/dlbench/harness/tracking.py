@@ -84,7 +84,9 @@ def _git_commit() -> str:
             ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         commit = run("rev-parse", "HEAD")
-        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+        # Generated reports are outputs, not code: rendering one does not make the tree dirty.
+        changed = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports")
+        return commit + ("+dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
