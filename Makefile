@@ -6,10 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint bench-optimizers bench-batch-lr bench-overhead bench-workers report ui clean
+.PHONY: help install test test-slow lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-overhead bench-workers report ui clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,29 @@ lint: $(STAMP) ## ruff over src, tests and benchmarks
 bench-optimizers: $(STAMP) ## run the optimizer study on the embedded digits and render its report
 	$(BIN)/dlbench run optimizers && $(BIN)/dlbench report optimizers
 
+bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
+	$(BIN)/dlbench run initializers && $(BIN)/dlbench report initializers
+
+bench-normalization: $(STAMP) ## normalization layer x batch size (8, 64) on a deep digits MLP
+	$(BIN)/dlbench run normalization && $(BIN)/dlbench report normalization
+
+bench-activations: $(STAMP) ## activation functions (identity, step, sigmoid, ..., swiglu) on a deep MLP
+	$(BIN)/dlbench run activations && $(BIN)/dlbench report activations
+
+bench-losses: $(STAMP) ## the losses that apply to ten-class labels (cross_entropy, nll, kl_div)
+	$(BIN)/dlbench run losses && $(BIN)/dlbench report losses
+
+bench-augmentation: $(STAMP) ## data augmentations on the digits CNN
+	$(BIN)/dlbench run augmentation && $(BIN)/dlbench report augmentation
+
 bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear, linear+warmup)
 	$(BIN)/dlbench run batch_lr_scaling && $(BIN)/dlbench report batch_lr_scaling
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
+
+bench-workers: $(STAMP) ## cells/min of the optimizer smoke study with 1 and 2 CPU workers (RESULTS.md)
+	$(BIN)/python benchmarks/workers.py
 
 report: $(STAMP) ## render the report of every study that has runs (reports/<study>/)
 	$(BIN)/dlbench report --all
