@@ -12,13 +12,14 @@ import glob
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from dlbench.harness.tracking import free_port
 
 
 def _pg_bin(name: str) -> str | None:
@@ -31,12 +32,6 @@ def _pg_bin(name: str) -> str | None:
         key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
     )
     return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(cmd: list[str]) -> None:
@@ -85,7 +80,7 @@ def postgres_url() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="dlbench-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    data, log, port = root / "data", root / "server.log", _free_port()
+    data, log, port = root / "data", root / "server.log", free_port()
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,7 @@ import pytest
 
 from browser import Browser
 from conftest import uri_of
-
-START_TIMEOUT = 120  # seconds; the first start of a server migrates the database schema
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from dlbench.harness.tracking import SERVER_START_TIMEOUT, free_port, healthy
 
 
 def _get(url: str) -> dict:
@@ -46,7 +38,7 @@ def _post(url: str, body: dict) -> dict:
 @pytest.fixture(scope="module")
 def ui(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dlbench ui` on a free port against the tiny study's store; yields its URL."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("ui") / "ui.log"
     command = [sys.executable, "-m", "dlbench.cli", "ui", "--port", str(port)]
     with log.open("w") as out:
@@ -58,15 +50,11 @@ def ui(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"dlbench ui did not start:\n{log.read_text()[-2000:]}")
-                time.sleep(0.3)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not healthy(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dlbench ui did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.3)
         yield url
     finally:
         server.send_signal(signal.SIGINT)
@@ -107,7 +95,7 @@ def test_experiment_page_renders_the_runs_in_chromium(ui: str, tmp_path: Path) -
         # The study's parent run, with its 4 cell runs nested under it.
         browser.wait_for(f"{text}.includes('5 matching runs') && {text}.includes('tiny')")
         # Expand the parent run (the grid may draw its rows after the count appears).
-        expand = 'document.querySelector(\'.ag-cell[col-id="attributes.`Run Name`"] button\')'
+        expand = "document.querySelector('.ag-cell[col-id=\"attributes.`Run Name`\"] button')"
         browser.wait_for(f"(b => b ? (b.click(), true) : false)({expand})")
         browser.wait_for(
             f"['adam s0', 'adam s1', 'sgd s0', 'sgd s1'].every(n => {text}.includes(n))"

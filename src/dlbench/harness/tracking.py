@@ -222,9 +222,7 @@ def shared_store(uri: str, workers: int, log: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def local_server(backend: str, log: Path, *options: str) -> Iterator[str]:
     """``mlflow server`` for ``backend`` on a free port of 127.0.0.1; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *options]
     with log.open("w") as out:
@@ -234,7 +232,7 @@ def local_server(backend: str, log: Path, *options: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while not _healthy(url):
+        while not healthy(url):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the local MLflow server did not start; see {log}")
             time.sleep(0.2)
@@ -247,7 +245,15 @@ def local_server(backend: str, log: Path, *options: str) -> Iterator[str]:
             server.kill()
 
 
-def _healthy(url: str) -> bool:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that is free now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    """Whether the MLflow server at ``url`` answers its health check."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
             return response.status == 200

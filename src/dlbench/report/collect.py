@@ -245,10 +245,13 @@ class StudyRuns:
         columns = ["arm", "seed", "trial", "outcome", OBJECTIVE_METRIC]
         return pd.DataFrame(rows, columns=columns).sort_values(["arm", "seed", "trial"])
 
-    def curves(self, metrics: list[str]) -> pd.DataFrame:
-        """Long frame of per-epoch values: cell, arm, seed, metric, epoch, value."""
+    def curves(self, metrics: list[str], cells: set[str] | None = None) -> pd.DataFrame:
+        """Long frame of per-epoch values (cell, arm, seed, metric, epoch, value), of every
+        cell or only of ``cells`` (one MLflow request per run and metric: fetch what is used)."""
         rows = []
         for run in self.runs:
+            if cells is not None and run.data.tags[CELL] not in cells:
+                continue
             tags, arm = run.data.tags, self._arm(run.data.tags)
             for metric in metrics:
                 history = self.client.get_metric_history(run.info.run_id, metric)

@@ -127,11 +127,11 @@ class Report:
 
     def learning_curves(self) -> None:
         metrics = list(dict.fromkeys(["train/loss", "val/loss", self.metric]))
-        curves = self.runs.curves(metrics)
-        # A diverged run's loss reaches 1e30 and would flatten every other line.
-        completed = self.frame.loc[self.frame["outcome"] == "completed", "cell"]
-        curves = curves[curves["cell"].isin(completed)]
         shown = self.shown[: figures.MAX_LINES]
+        # Completed runs of the arms drawn: a diverged run's loss reaches 1e30 and would
+        # flatten every other line.
+        drawn = (self.frame["outcome"] == "completed") & self.frame["arm"].isin(shown)
+        curves = self.runs.curves(metrics, set(self.frame.loc[drawn, "cell"]))
         if curves.empty:
             return
         extra = f" The {len(shown)} best arms are drawn." if len(shown) < len(self.shown) else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +57,11 @@ class Table:
     bold: frozenset[tuple[int, str]] = field(default_factory=frozenset)  # (row, column)
     right: frozenset[str] = field(default_factory=frozenset)  # right-aligned (numeric) columns
 
-    def _cells(self, mark: str) -> list[list[str]]:
+    def _cells(self, escape: Callable[[str], str], mark: str) -> list[list[str]]:
+        """The shown rows, each value escaped for the format and the best ones marked bold."""
         return [
             [
-                mark.format(value) if (i, column) in self.bold else value
+                mark.format(escape(value)) if (i, column) in self.bold else escape(value)
                 for column, value in zip(self.shown.columns, row, strict=True)
             ]
             for i, row in enumerate(self.shown.itertuples(index=False))
@@ -69,7 +71,7 @@ class Table:
         escape = lambda text: str(text).replace("|", r"\|")  # noqa: E731
         columns = [escape(c) for c in self.shown.columns]
         rule = ["---:" if c in self.right else ":---" for c in self.shown.columns]
-        rows = [[escape(v) for v in row] for row in self._cells("**{}**")]
+        rows = self._cells(escape, "**{}**")
         return "\n".join("| " + " | ".join(r) + " |" for r in [columns, rule, *rows]) + "\n"
 
     def html(self) -> str:
@@ -78,10 +80,9 @@ class Table:
             return f"<{tag}{align}>{text}</{tag}>"
 
         head = "".join(cell("th", c, html.escape(c)) for c in self.shown.columns)
-        shown = self.shown.map(html.escape)
         rows = [
-            "<tr>" + "".join(cell("td", c, v) for c, v in zip(shown.columns, row, strict=True))
-            for row in Table(self.name, "", self.data, shown, self.bold)._cells("<b>{}</b>")
+            "<tr>" + "".join(cell("td", c, v) for c, v in zip(self.shown.columns, row, strict=True))
+            for row in self._cells(html.escape, "<b>{}</b>")
         ]
         body = "</tr>\n".join(rows) + ("</tr>" if rows else "")
         return (
@@ -92,8 +93,7 @@ class Table:
     def latex(self, label: str) -> str:
         """A booktabs ``table`` float, ready for ``\\input`` (needs ``\\usepackage{booktabs}``)."""
         spec = "".join("r" if c in self.right else "l" for c in self.shown.columns)
-        shown = self.shown.map(_latex)
-        rows = Table(self.name, "", self.data, shown, self.bold)._cells(r"\textbf{{{}}}")
+        rows = self._cells(_latex, r"\textbf{{{}}}")
         lines = [
             r"\begin{table}[t]",
             r"\centering",
