@@ -37,6 +37,15 @@ grid:
     - {name: adam, lr: 0.01}
   init: [he_normal, xavier_normal]
 seeds: [0, 1]
+claim:
+  number: 3
+  text: Too large a learning rate fails to descend; it diverges.
+  source: lecture notes 002
+  paper: "Goyal et al. 2017: without warmup, large scaled learning rates diverge early."
+  caveat: Two epochs of a one-layer network.
+  expect:
+    - {diverges: {optimizer: sgd-hot}}
+    - {better: {optimizer: sgd}, than: {optimizer: sgd-hot}}
 """
 
 

@@ -42,7 +42,7 @@ def test_list_prints_every_registered_name(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_validate_every_study_in_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
-    studies = sorted(str(p) for p in (REPO / "studies").glob("*.yaml"))
+    studies = sorted(str(p) for p in (REPO / "studies").rglob("*.yaml"))
     assert studies
     assert main(["validate", *studies]) == 0
     assert main(["validate", "--smoke", *studies]) == 0
@@ -66,8 +66,10 @@ def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["report"], "give study names or --all (one of the two)"),
-        (["report", "tiny", "--all"], "give study names or --all (one of the two)"),
+        (["report"], "give study names, --all or --claims (one of them)"),
+        (["report", "tiny", "--all"], "give study names, --all or --claims (one of them)"),
+        (["report", "tiny", "--claims"], "--claims renders the claim studies; drop the rest"),
+        (["report", "--claims"], "no claim study has runs in the tracking store yet"),
         (["report", "nosuch"], "unknown study 'nosuch'"),
         (["report", "--all"], "no study has runs in the tracking store yet"),
     ],

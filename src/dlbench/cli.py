@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Statistics are over seeds: mean, std, 95% bootstrap CI per arm, paired "
         "comparisons between arms (Student-t CI over shared seeds), divergence rates.",
         epilog="examples:\n  dlbench report optimizers\n  dlbench report --all\n"
+        "  dlbench report --claims\n"
         "  dlbench report optimizers_smoke --out /tmp/reports\n\n"
         "From Python: dlbench.results('optimizers') is the same data as a pandas frame.\n",
     )
@@ -160,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--all", action="store_true", help="every study with runs in the tracking store"
+    )
+    report.add_argument(
+        "--claims",
+        action="store_true",
+        help="every claim study (studies/claims/) and the verdicts page: reports/claims/",
     )
     report.add_argument(
         "--out", type=Path, help="parent folder: writes OUT/<study>/ (default: reports)"
@@ -236,8 +242,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dlbench.report.collect import studies
     from dlbench.report.render import REPORTS_DIR, render
 
+    if args.claims:
+        from dlbench.report.claims import render_claims
+
+        if args.all or args.studies:
+            raise ConfigError("dlbench report: --claims renders the claim studies; drop the rest")
+        index = render_claims((args.out or REPORTS_DIR) / "claims", args.tracking_uri)
+        print(f"claims: {index} (and index.html)")
+        return 0
     if args.all == bool(args.studies):
-        raise ConfigError("dlbench report: give study names or --all (one of the two)")
+        raise ConfigError("dlbench report: give study names, --all or --claims (one of them)")
     names = studies(args.tracking_uri) if args.all else args.studies
     if not names:
         raise ConfigError("no study has runs in the tracking store yet; run one with `dlbench run`")

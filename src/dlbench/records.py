@@ -27,6 +27,7 @@ TRIALS = "dlbench.search_trials"  # search studies: the tuning budget per cell
 OBJECTIVE = "dlbench.objective"  # the objective metric's name (parent run)
 DIRECTION = "dlbench.direction"
 SUMMARY = "dlbench.objective_summary"  # last | best: which epoch's value is the objective
+CLAIM = "dlbench.claim"  # claim studies: the study file's claim block as JSON ("" for none)
 OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value
 PARENT = "mlflow.parentRunId"
 

@@ -50,6 +50,51 @@ def test_two_axis_report_has_tables_heatmaps_and_divergence(grid_report: Path) -
     assert "sensitivity.png" not in text and "Search budget" not in text
 
 
+def test_a_claim_study_report_gives_the_verdict_with_its_evidence(grid_report: Path) -> None:
+    text = (grid_report / "index.md").read_text()
+    assert "## Claim 3: " in text
+    assert (
+        "**Claim.** Too large a learning rate fails to descend; it diverges. **Source:** lecture notes 002."
+        in text
+    )
+    assert "**In the literature.** Goyal et al. 2017" in text
+    assert (
+        "| optimizer=sgd-hot diverges in most seeds | **supported** | diverged in 4 of 4 trained cells |"
+        in text
+    )
+    # sgd-hot never completed: the comparison has no pairs, so that expectation cannot be judged.
+    assert (
+        "| optimizer=sgd beats optimizer=sgd-hot on val/acc | **inconclusive** | 0 completed pair(s)"
+        in text
+    )
+    assert "**Verdict: inconclusive.**" in text and "**Caveat:** Two epochs" in text
+    for fmt in TABLE_FORMATS:
+        assert (grid_report / "tables" / f"verdicts.{fmt}").is_file()
+
+
+def test_claims_page_collects_every_claim_study_and_skips_smoke_tiers(
+    grid_run: Path, tmp_path: Path
+) -> None:
+    from dlbench.report.claims import render_claims
+
+    index = render_claims(tmp_path / "claims", uri_of(grid_run))
+    text = index.read_text()
+    assert text.startswith("# Claims from the lecture notes, put to the test\n")
+    assert (
+        "| 3 | Too large a learning rate fails to descend; it diverges. | **inconclusive** | grid2 |"
+        in text
+    )
+    assert "Full report: [grid2](grid2/index.md)." in text
+    assert "![Claim 3: final result per seed](grid2/figures/final.png)" in text
+    assert (tmp_path / "claims" / "grid2" / "figures" / "final.png").is_file()
+    assert (tmp_path / "claims" / "tables" / "grid2-verdicts.tex").is_file()
+    page = (tmp_path / "claims" / "index.html").read_text()
+    assert '<a href="grid2/index.html">grid2</a>' in page
+    with Browser() as browser:
+        browser.open((tmp_path / "claims" / "index.html").as_uri())
+        assert browser.broken_images() == []
+
+
 def test_rendering_twice_gives_the_same_bytes(
     grid_run: Path, grid_report: Path, tmp_path: Path
 ) -> None:
@@ -133,12 +178,14 @@ def test_a_study_where_nothing_completed_still_renders(workdir: Path) -> None:
         GRID_STUDY.replace("name: grid2", "name: hot")
         .replace("    - {name: sgd, lr: 0.1}\n", "")
         .replace("    - {name: adam, lr: 0.01}\n", "")
+        .replace("    - {better: {optimizer: sgd}, than: {optimizer: sgd-hot}}\n", "")
     )
     run_study(load_study(write_study(workdir, text)), tracking=uri_of(workdir), devices="cpu")
     page = render("hot", out=workdir / "report", tracking=uri_of(workdir)).read_text()
     assert "4 cells: 4 diverged." in page and "No cell has completed yet." in page
     assert page.count("| diverged | 1 | non-finite training loss") == 4
     assert "## Figures" not in page  # nothing to draw but the table says why
+    assert "| optimizer=sgd-hot diverges in most seeds | **supported** |" in page
 
 
 def test_render_never_replaces_a_folder_that_is_not_a_report(

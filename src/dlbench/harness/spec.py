@@ -16,6 +16,7 @@ is allowed. The schema (README has the user-facing version):
     objective: {metric: val/acc, direction: maximize, summary: last}   # optional
     search: {trials: 8, params: {lr: {low: 1.0e-4, high: 1, log: true}}}   # optional: tune
     smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes, search)
+    claim: {number: 5, text: ..., source: ..., expect: [...]}   # optional: see claim.py
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import yaml
 
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.harness import search
+from dlbench.harness import claim, search
+from dlbench.harness.claim import Claim
 from dlbench.harness.search import Search
 from dlbench.harness.settings import (
     TRAINING_KEYS,
@@ -52,6 +54,7 @@ TOP_KEYS = (
     "objective",
     "search",
     "smoke",
+    "claim",
 )
 SMOKE_KEYS = ("grid", "seeds", "search")  # besides any settings key
 OBJECTIVE_KEYS = ("metric", "direction", "summary")
@@ -90,6 +93,7 @@ class StudySpec:
     source: str = ""
     source_sha: str = ""  # sha256 of the study file's text: provenance in MLflow and reports
     search: Search | None = None  # per-cell tuning (search.py); None: a plain grid
+    claim: Claim | None = None  # what a claim study expects (claim.py); None: no claim
     # How it was loaded, so a worker process can load the same spec from ``source``.
     smoke: bool = False
     overrides: tuple[str, ...] = ()
@@ -129,12 +133,18 @@ def load_study(
     origins: dict[str, str] = {}  # merged key -> where it came from, for error messages
     try:
         _known_keys(raw, TOP_KEYS, "")
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        # A claim names arms of the file's grid, which a smoke tier or --set may leave
+        # out: check it against the file as written and keep it (absent arms: no data).
+        stated = _build(raw, str(path), sha).claim if smoke or overrides else None
         if smoke:
             raw = _apply_smoke(raw, origins)
         for item in overrides:
             raw = _apply_override(raw, item, origins)
-        spec = _build(raw, str(path), hashlib.sha256(text.encode()).hexdigest())
-        return dataclasses.replace(spec, smoke=smoke, overrides=tuple(overrides))
+        spec = _build({**raw, "claim": None} if stated else raw, str(path), sha)
+        return dataclasses.replace(
+            spec, smoke=smoke, overrides=tuple(overrides), claim=stated or spec.claim
+        )
     except ConfigError as err:
         raise _locate(err, str(path), origins) from None
 
@@ -255,6 +265,9 @@ def _build(raw: dict, source: str, sha: str) -> StudySpec:
         seeds=_seeds(raw.get("seeds", [0])),
         objective=_objective(problem, _mapping(raw, "objective")),
         search=search.parse(problem, raw.get("search"), list(grid)),
+        claim=claim.parse(
+            raw.get("claim"), {axis: [arm.label for arm in arms] for axis, arms in grid.items()}
+        ),
         description=description,
         source=source,
         source_sha=sha,

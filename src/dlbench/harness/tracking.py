@@ -36,6 +36,7 @@ from dlbench.records import (
     ATTEMPT,
     AXES,
     CELL,
+    CLAIM,
     DIRECTION,
     ERROR,
     LABELS,
@@ -135,6 +136,7 @@ class Tracker:
                 for axis, arms in self.spec.grid.items()
             },
             **({TRIALS: str(self.spec.search.trials)} if self.spec.search else {}),
+            CLAIM: self.spec.claim.to_json() if self.spec.claim else "",  # "": no claim (any more)
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }

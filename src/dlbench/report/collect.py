@@ -16,10 +16,12 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from dlbench.errors import ConfigError, unknown_message
+from dlbench.harness.claim import Claim
 from dlbench.records import (
     ARM,
     AXES,
     CELL,
+    CLAIM,
     DIRECTION,
     ERROR,
     LABELS,
@@ -86,6 +88,7 @@ class StudyRuns:
         self.direction = self.tags.get(DIRECTION) or "maximize"
         self.metric = self.tags.get(OBJECTIVE) or "val/acc"
         self.summary = self.tags.get(SUMMARY) or "last"
+        self.claim = Claim.from_json(self.tags[CLAIM]) if self.tags.get(CLAIM) else None
         best: dict[str, Run] = {}
         for run in self.latest.values():  # a search study's cell is its best completed trial
             cell = run.data.tags[CELL]

@@ -57,10 +57,19 @@ Block = Heading | Paragraph | TableBlock | Figure
 
 
 def _inline(text: str) -> str:
-    """Escaped HTML with `code` and **bold** turned into tags."""
+    """Escaped HTML with `code`, **bold** and [links](href) turned into tags.
+
+    A link to a report's ``index.md`` becomes one to its ``index.html``: every report has both,
+    and the HTML page should stay within HTML.
+    """
     text = html.escape(text, quote=False)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+    return re.sub(
+        r"\[([^\]]+)\]\(([^)\s]+?)(index\.md)?\)",
+        lambda m: f'<a href="{m[2]}{"index.html" if m[3] else ""}">{m[1]}</a>',
+        text,
+    )
 
 
 def _links(stem: str, formats: tuple[str, ...]) -> list[tuple[str, str]]:

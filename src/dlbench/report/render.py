@@ -18,7 +18,7 @@ import pandas as pd
 
 from dlbench.errors import ConfigError
 from dlbench.records import OBJECTIVE_METRIC
-from dlbench.report import figures, stats, tables
+from dlbench.report import figures, stats, tables, verdict
 from dlbench.report.collect import StudyRuns
 from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
 
@@ -40,6 +40,11 @@ class Report:
         # Arms with at least one completed seed, best first: what figures of results draw.
         self.shown = self.ranking.loc[self.ranking["distinguishable"] != "no data", "arm"].tolist()
         self.blocks: list[Block] = []
+        self.verdict, self.verdicts = (
+            verdict.judge_claim(runs.claim, self.frame, runs.plan, self.direction)
+            if runs.claim
+            else ("", [])
+        )
 
     # -- pieces --------------------------------------------------------------------------
     def setup(self) -> str:
@@ -106,6 +111,27 @@ class Report:
         if len(few):
             text += f" Too few seeds shared with it to judge: {', '.join(few)}."
         self.blocks.append(Paragraph(text))
+
+    def claim(self) -> None:
+        """Claim studies: the claim, where it comes from, and the verdict with its evidence."""
+        claim = self.runs.claim
+        assert claim is not None
+        self.blocks += [
+            Heading(f"Claim {claim.number}: {self.verdict}"),
+            Paragraph(f"**Claim.** {claim.text} **Source:** {claim.source}."),
+        ]
+        if claim.paper:
+            self.blocks.append(Paragraph(f"**In the literature.** {claim.paper}"))
+        rows = [(v.expectation.describe(self.label), v.verdict, v.evidence) for v in self.verdicts]
+        self.table(tables.verdicts(rows))
+        self.blocks.append(
+            Paragraph(
+                f"**Verdict: {self.verdict}.** Supported when every expectation's 95% interval "
+                "lies on its side, contradicted when any lies wholly on the other side, "
+                "inconclusive otherwise (a = the first arm named, b = the second)."
+                + (f" **Caveat:** {claim.caveat}" if claim.caveat else "")
+            )
+        )
 
     def results(self) -> None:
         final = "test/" + self.metric.removeprefix("val/")
@@ -258,6 +284,8 @@ class Report:
     def build(self) -> None:
         self.header()
         self.headline()
+        if self.runs.claim:
+            self.claim()
         self.results()
         if self.shown:  # figures of results need a completed cell
             self.blocks.append(Heading("Figures"))
@@ -276,19 +304,26 @@ class Report:
 
 def render(study: str, *, out: Path | None = None, tracking: str | None = None) -> Path:
     """Write the report for ``study`` from MLflow; returns the path of ``index.md``."""
-    runs = StudyRuns(study, tracking)
     out = out or REPORTS_DIR / study
+    write(StudyRuns(study, tracking), out)
+    return out / "index.md"
+
+
+def write(runs: StudyRuns, out: Path) -> Report:
+    """Build ``runs``' report into ``out`` (replacing an old report there as a whole)."""
     if out.is_dir() and any(out.iterdir()) and not (out / "index.md").is_file():
         # The old report is replaced as a whole: never a folder that is not one.
         raise ConfigError(f"{out} is not empty and holds no report (index.md); pick another")
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        Report(runs, scratch).build()
+        report = Report(runs, scratch)
+        report.build()
         scratch.chmod(0o755)  # mkdtemp makes it private; a report is for sharing
         if out.exists():
             shutil.rmtree(out)
         scratch.rename(out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return out / "index.md"
+    report.out = out
+    return report

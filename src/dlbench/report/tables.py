@@ -241,3 +241,15 @@ def budget(best: pd.DataFrame, metric: str) -> Table:
         shown,
         right=frozenset(shown.columns) - {"arm"},
     )
+
+
+def verdicts(rows: list[tuple[str, str, str]]) -> Table:
+    """Claim studies: each expectation in words, its verdict and the numbers behind it."""
+    data = pd.DataFrame(rows, columns=["expectation", "verdict", "evidence"])
+    return Table(
+        "verdicts",
+        "What the claim expects of the results, and whether the 95% intervals over seeds show it.",
+        data,
+        data.astype(str),
+        bold=frozenset((i, "verdict") for i in range(len(data))),
+    )
