@@ -66,6 +66,11 @@ def _budget(
     }
 
 
+def _size(train_size: int | str) -> int | None:
+    """A ``train_size`` setting as the data module takes it: "full" is None, all of it."""
+    return None if train_size == "full" else int(train_size)
+
+
 def problem(
     name: Named,
     description: str,
@@ -190,6 +195,7 @@ def digits_mlp(
     norm: Named = "none",
     init: Named = "default",
     preprocessing: Named = "standardize",
+    train_size: int | str = "full",
 ) -> Setup:
     model = MLP(
         64,
@@ -202,7 +208,13 @@ def digits_mlp(
         dropout=dropout,
     )
     return Setup(
-        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing), model
+        DigitsDataModule(
+            batch_size=batch_size,
+            seed=seed,
+            preprocessing=preprocessing,
+            train_size=_size(train_size),
+        ),
+        model,
     )
 
 
@@ -225,6 +237,7 @@ def digits_cnn(
     norm: Named = "none",
     init: Named = "default",
     preprocessing: Named = "standardize",
+    train_size: int | str = "full",
 ) -> Setup:
     model = CNN(
         1,
@@ -239,7 +252,11 @@ def digits_cnn(
     )
     return Setup(
         DigitsDataModule(
-            batch_size=batch_size, layout="image", seed=seed, preprocessing=preprocessing
+            batch_size=batch_size,
+            layout="image",
+            seed=seed,
+            preprocessing=preprocessing,
+            train_size=_size(train_size),
         ),
         model,
     )

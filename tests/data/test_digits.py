@@ -8,7 +8,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from dlbench.data import DigitsDataModule
-from dlbench.data.digits import digits_splits
+from dlbench.data.digits import digits_splits, train_subset
+from dlbench.errors import ConfigError
 
 N_DIGITS = 1797
 
@@ -163,3 +164,43 @@ def test_eval_loaders_are_one_unshuffled_batch(flat: DigitsDataModule, split: st
     assert xb.shape == (n, 64)
     assert torch.equal(xb, flat.tensors[split][0])
     assert torch.equal(yb, flat.tensors[split][1])
+
+
+# train_size: a fixed, stratified training subset (overfitting and label-scarcity studies)
+
+
+@pytest.mark.parametrize("size", [10, 100, 537, 1077])
+def test_train_subset_is_stratified_and_exact(splits: dict, size: int) -> None:
+    x, y = splits["train"]
+    x_sub, y_sub = train_subset(x, y, size)
+    assert len(y_sub) == size
+    expected = size * np.bincount(y) / len(y)
+    assert np.all(np.abs(np.bincount(y_sub, minlength=10) - expected) < 1)  # share +- rounding
+    rows = {row.tobytes() for row in x}
+    assert all(row.tobytes() in rows for row in x_sub)  # drawn from the training split only
+
+
+def test_train_subsets_are_fixed_and_nested(splits: dict) -> None:
+    x, y = splits["train"]
+    small, large = train_subset(x, y, 50)[0], train_subset(x, y, 200)[0]
+    assert np.array_equal(small, train_subset(x, y, 50)[0])
+    assert {r.tobytes() for r in small} <= {r.tobytes() for r in large}
+
+
+def test_subset_is_the_same_for_every_run_seed_and_standardized_on_itself() -> None:
+    a = DigitsDataModule(train_size=100, seed=0)
+    b = DigitsDataModule(train_size=100, seed=7)
+    assert torch.equal(a.tensors["train"][0], b.tensors["train"][0])
+    assert len(a.tensors["train"][0]) == 100 and len(a.tensors["val"][0]) == 359
+    x = a.tensors["train"][0]
+    varying = x.std(0) > 0
+    assert torch.allclose(x.mean(0), torch.zeros(64), atol=1e-5)  # the subset's own statistics
+    assert torch.allclose(
+        x.std(0, unbiased=False)[varying], torch.ones(int(varying.sum())), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("size", [9, 1079])
+def test_train_size_out_of_range_is_a_config_error(size: int) -> None:
+    with pytest.raises(ConfigError, match=r"train_size must be between 10 .* and 1078"):
+        DigitsDataModule(train_size=size)

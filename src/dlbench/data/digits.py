@@ -18,6 +18,7 @@ from torch import Tensor
 
 from dlbench.components.preprocessing import PREPROCESSING
 from dlbench.data.base import InMemoryDataModule, Layout
+from dlbench.errors import ConfigError
 from dlbench.registry import Named
 
 SPLIT_SEED = 0  # fixed on purpose: the split is part of the problem, not of the run
@@ -40,6 +41,31 @@ def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
+def train_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified subset of ``size`` training examples, the same for every run and seed.
+
+    Fixed by ``SPLIT_SEED`` like the split itself: a smaller training set is a different
+    problem, and arms compared on it must see the same examples. Preprocessing statistics
+    then come from the subset alone, as they would for a user who only has that much data.
+    """
+    classes = len(np.unique(y))
+    if not classes <= size <= len(y):
+        raise ConfigError(
+            f"train_size must be between {classes} (one example per class) and {len(y)} "
+            f"(the training split) or 'full', got {size}"
+        )
+    # Each class gets its share of ``size`` (largest remainders round up), drawn in one
+    # fixed random order, so a larger subset contains every smaller one.
+    labels, counts = np.unique(y, return_counts=True)
+    exact = size * counts / len(y)
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(-(exact - quota), kind="stable")[: size - quota.sum()]] += 1
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    keep = np.concatenate([order[y[order] == c][:q] for c, q in zip(labels, quota, strict=True)])
+    keep.sort()
+    return x[keep], y[keep]
+
+
 class DigitsDataModule(InMemoryDataModule):
     """The digits as flat 64-vectors, 1x8x8 images or 8-step row sequences."""
 
@@ -53,13 +79,14 @@ class DigitsDataModule(InMemoryDataModule):
         layout: Layout = "flat",
         seed: int = 0,
         preprocessing: Named = "standardize",
+        train_size: int | None = None,
     ):
         super().__init__(batch_size=batch_size, seed=seed)
         self.layout = layout
-        splits = {
-            name: (torch.from_numpy(x), torch.from_numpy(y))
-            for name, (x, y) in digits_splits().items()
-        }
+        raw = digits_splits()
+        if train_size is not None:
+            raw = {**raw, "train": train_subset(*raw["train"], train_size)}
+        splits = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in raw.items()}
         prepared = PREPROCESSING.create(preprocessing)(splits)
         self.tensors = {name: (self._shape(x), y) for name, (x, y) in prepared.items()}
 

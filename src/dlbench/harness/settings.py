@@ -142,6 +142,7 @@ RULES: dict[str, Check] = {
     "lr": _number(0.0, open_low=True),
     "epochs": _integer(1),
     "batch_size": _batch_size,
+    "train_size": _batch_size,  # also an integer or "full", the whole training split
     "base_batch_size": _integer(1),
     "warmup_epochs": _number(0.0),
     "pool": _choice("max", "avg", "min"),
