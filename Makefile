@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-overhead bench-workers report ui clean
+.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims bench-all bench-overhead bench-workers report ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ install: $(STAMP) ## create .venv and install dlbench with its dev tools (once)
 test: $(STAMP) ## run the default test suite (fast; no slow or gpu tests)
 	$(BIN)/pytest -m "not slow and not gpu" -q
 
-test-slow: $(STAMP) ## run the slow tests too (end-to-end studies)
+test-slow: $(STAMP) ## run the slow tests too (every study's smoke tier, end to end)
 	$(BIN)/pytest -m "not gpu" -q
+
+test-gpu: $(STAMP) ## the GPU tests (GPU-tier study smoke runs; they download the datasets)
+	$(BIN)/pytest -m gpu -q
 
 lint: $(STAMP) ## ruff over src, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
@@ -48,6 +51,18 @@ bench-augmentation: $(STAMP) ## data augmentations on the digits CNN
 
 bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear, linear+warmup)
 	$(BIN)/dlbench run batch_lr_scaling && $(BIN)/dlbench report batch_lr_scaling
+
+bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digits (it overfits)
+	$(BIN)/dlbench run regularization && $(BIN)/dlbench report regularization
+
+bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~10 min)
+	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid
+
+bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/
+	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study || exit 1; done
+	$(BIN)/dlbench report --claims
+
+bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims ## every study and claim on the embedded data (~30 min)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py

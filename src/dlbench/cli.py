@@ -20,7 +20,10 @@ examples:
   dlbench run optimizers --smoke         the file's quick `smoke:` tier (seconds)
   dlbench run optimizers --devices cpu --workers 2    two worker processes
   dlbench status optimizers              cells done / running / failed / missing
+  dlbench run claims/05_zero_init        a claim study (studies/claims/): a claim and its test
+  dlbench run gpu/optimizers             the GPU tier (studies/gpu/: MNIST, FMNIST, CIFAR-10)
   dlbench report optimizers              render reports/optimizers/ from MLflow
+  dlbench report --claims                every claim's verdict: reports/claims/index.md
   dlbench ui                             browse and compare runs in the MLflow UI
 
 MLflow store: --tracking-uri, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
@@ -61,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  dlbench run grid --storage postgresql://user@db/optuna \\\n"
         "      --tracking-uri http://mlflow:5000                   one of several machines\n",
     )
-    run.add_argument("study", help="a study name (studies/NAME.yaml) or a path to a YAML file")
+    run.add_argument(
+        "study",
+        help="a study name (studies/NAME.yaml, e.g. grid, claims/05_zero_init, "
+        "gpu/optimizers) or a path to a YAML file",
+    )
     run.add_argument(
         "--smoke",
         action="store_true",

@@ -108,7 +108,7 @@ def study_path(study: str | Path) -> Path:
         return path
     path = STUDIES_DIR / f"{study}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+        known = sorted(str(p.relative_to(STUDIES_DIR))[:-5] for p in STUDIES_DIR.rglob("*.yaml"))
         raise ConfigError(
             unknown_message("study", str(study), known) + f" (looked in {STUDIES_DIR}/)"
         )
