@@ -82,11 +82,27 @@ BAD = {
         "    - {better: {lr: 10}, than: {lr: 10}}",
         ["claim.expect[0].than", "with itself"],
     ),
-    "two kinds": (
+    "two bounds": (
         "    - {arm: {lr: 10}, above: 0.1, below: 0.5}",
-        ["claim.expect[0]", "exactly one of"],
+        ["claim.expect[0]", "exactly one of `above:` or `below:`"],
     ),
-    "missing than": ("    - {better: {lr: 10}}", ["claim.expect[0]", "needs `than:`"]),
+    "two kinds": (
+        "    - {diverges: {lr: 10}, better: {lr: 10}}",
+        ["claim.expect[0]", "must be exactly one of"],
+    ),
+    "missing than": ("    - {better: {lr: 10}}", ["claim.expect[0]", "better needs `than:`"]),
+    "missing margin": (
+        "    - {equivalent: {lr: 10}, to: {lr: 0.1}}",
+        ["claim.expect[0]", "equivalent needs `within:`"],
+    ),
+    "arm without a bound": (
+        "    - {arm: {lr: 10}}",
+        ["claim.expect[0]", "exactly one of `above:`"],
+    ),
+    "infinite threshold": (
+        "    - {arm: {lr: 10}, above: .inf}",
+        ["claim.expect[0].above", "finite"],
+    ),
     "stray key": (
         "    - {diverges: {lr: 10}, than: {lr: 0.1}}",
         ["claim.expect[0]", "diverges takes diverges", "'than'"],

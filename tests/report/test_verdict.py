@@ -56,13 +56,31 @@ def test_better_pairs_over_seed_and_the_free_axis(
     results = frame({"zero relu": [0.1] * 3, "zero tanh": [0.1] * 3, "he relu": he, "he tanh": he})
     verdict = judge(Expectation("better", HE, ZERO), results, PLAN, direction)
     assert verdict.verdict == expected
-    assert "6 pairs" in verdict.evidence  # 2 activations x 3 seeds
+    # The two activations of a seed are averaged: seeds, not cells, are the evidence.
+    assert "3 seeds, each the mean over 2 settings of the free axes" in verdict.evidence
+
+
+def test_free_axes_are_averaged_within_a_seed_before_the_interval() -> None:
+    # Per seed, relu and tanh differences (0.1, 0.3), (0.2, 0.4), (0.3, 0.5): means 0.2, 0.3, 0.4.
+    results = frame(
+        {
+            "zero relu": [0.0] * 3,
+            "zero tanh": [0.0] * 3,
+            "he relu": [0.1, 0.2, 0.3],
+            "he tanh": [0.3, 0.4, 0.5],
+        }
+    )
+    verdict = judge(Expectation("better", HE, ZERO), results, PLAN, "maximize")
+    # t interval of (0.2, 0.3, 0.4): 0.3 +- 4.3027 * 0.1 / sqrt(3) = 0.3 +- 0.2484
+    assert "+0.3000 (95% CI +0.0516 to +0.5484; 3 seeds" in verdict.evidence
+    assert verdict.verdict == SUPPORTED
 
 
 def test_better_with_one_pair_is_inconclusive_however_large_the_gap() -> None:
     results = frame({"zero relu": [0.1], "he relu": [0.99]})
     verdict = judge(Expectation("better", HE, ZERO), results, PLAN, "maximize")
-    assert verdict.verdict == INCONCLUSIVE and "too few" in verdict.evidence
+    assert verdict.verdict == INCONCLUSIVE
+    assert verdict.evidence == "1 seed(s) with results: too few to judge"
 
 
 def test_better_uses_a_t_interval_of_the_paired_differences() -> None:
@@ -73,7 +91,40 @@ def test_better_uses_a_t_interval_of_the_paired_differences() -> None:
     )
     verdict = judge(exp, results, PLAN, "maximize")
     assert verdict.verdict == INCONCLUSIVE
-    assert "+0.2000 (95% CI -0.0484 to +0.4484; 3 pairs)" in verdict.evidence
+    assert verdict.evidence == "a - b = +0.2000 (95% CI -0.0484 to +0.4484; 3 seeds)"
+
+
+def test_diverged_cells_count_as_the_worst_result_of_the_study() -> None:
+    # zero relu diverges in seeds 0 and 1: scored as the worst completed result (0.5), it loses.
+    results = frame(
+        {"zero relu": [0.0, 0.0, 0.90], "he relu": [0.91, 0.92, 0.93], "he tanh": [0.5, 0.6, 0.7]},
+        {"zero relu": ["diverged", "diverged", "completed"]},
+    )
+    exp = Expectation(
+        "better", (("init", "he"), ("act", "relu")), (("init", "zero"), ("act", "relu"))
+    )
+    verdict = judge(exp, results, PLAN, "maximize")
+    assert verdict.verdict == INCONCLUSIVE  # +0.41, +0.42, +0.03: wide, but no longer "too few"
+    assert "3 seeds" in verdict.evidence
+    assert "2 diverged cells scored as the study's worst result 0.5000" in verdict.evidence
+    threshold = judge(
+        Expectation("below", (("init", "zero"), ("act", "relu")), (), 0.95),
+        results,
+        PLAN,
+        "maximize",
+    )
+    assert (
+        threshold.verdict == INCONCLUSIVE and "mean +0.6333 (95% CI +0.0596" in threshold.evidence
+    )
+
+
+def test_a_selector_on_an_axis_the_plan_lacks_finds_no_arms() -> None:
+    # --set lr=0.1 removes the lr axis a claim names: no data, an inconclusive verdict, no crash.
+    assert arms_of((("lr", "10"),), PLAN) == []
+    verdict = judge(
+        Expectation("diverges", (("lr", "10"),)), frame({"he relu": [0.9] * 3}), PLAN, "maximize"
+    )
+    assert verdict.verdict == INCONCLUSIVE and "too few" in verdict.evidence
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ nothing but MLflow.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -131,25 +132,27 @@ def parse(raw: Any, grid: Mapping[str, list[str]]) -> Claim | None:
 def _expectation(raw: Any, grid: Mapping[str, list[str]], at: str) -> Expectation:
     if not isinstance(raw, dict):
         raise ConfigError(f"must be a mapping; kinds: {', '.join(KINDS)}", key=at)
-    kinds = [
-        kind
-        for kind, (a_key, _, number) in KINDS.items()
-        if a_key in raw and (number or a_key) in raw
-    ]
-    if len(kinds) != 1:
+    named = [key for key in ("better", "equivalent", "diverges", "arm") if key in raw]
+    if len(named) != 1:
         shapes = "better/than, equivalent/to/within, diverges, arm/above, arm/below"
         raise ConfigError(f"must be exactly one of: {shapes}; got keys {sorted(raw)}", key=at)
-    kind = kinds[0]
+    kind = named[0]
+    if kind == "arm":
+        bounds = [key for key in ("above", "below") if key in raw]
+        if len(bounds) != 1:
+            raise ConfigError("`arm:` needs exactly one of `above:` or `below:`", key=at)
+        kind = bounds[0]
     a_key, b_key, number_key = KINDS[kind]
     allowed = [k for k in (a_key, b_key, number_key) if k]
+    for key in allowed:
+        if key not in raw:
+            raise ConfigError(f"{kind} needs `{key}:`", key=at)
     extra = sorted(set(raw) - set(allowed))
     if extra:
         raise ConfigError(f"{kind} takes {', '.join(allowed)}; got {extra[0]!r}", key=at)
     a = _selector(raw[a_key], grid, f"{at}.{a_key}")
     b: Selector = ()
     if b_key:
-        if b_key not in raw:
-            raise ConfigError(f"{kind} needs `{b_key}:`", key=at)
         b = _selector(raw[b_key], grid, f"{at}.{b_key}")
         if [axis for axis, _ in a] != [axis for axis, _ in b]:
             raise ConfigError(
@@ -162,8 +165,12 @@ def _expectation(raw: Any, grid: Mapping[str, list[str]], at: str) -> Expectatio
     value = None
     if number_key:
         value = raw.get(number_key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"must be a number, got {value!r}", key=f"{at}.{number_key}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"must be a finite number, got {value!r}", key=f"{at}.{number_key}")
         if kind == "equivalent" and value <= 0:
             raise ConfigError(f"must be > 0, got {value!r}", key=f"{at}.{number_key}")
         value = float(value)

@@ -136,7 +136,8 @@ def load_study(
         sha = hashlib.sha256(text.encode()).hexdigest()
         # A claim names arms of the file's grid, which a smoke tier or --set may leave
         # out: check it against the file as written and keep it (absent arms: no data).
-        stated = _build(raw, str(path), sha).claim if smoke or overrides else None
+        claimed = raw.get("claim") is not None and bool(smoke or overrides)
+        stated = _build(raw, str(path), sha).claim if claimed else None
         if smoke:
             raw = _apply_smoke(raw, origins)
         for item in overrides:

@@ -24,12 +24,13 @@ CLAIMS_DIR = REPORTS_DIR / "claims"
 HOW_TO_READ = (
     "Each claim from the lecture notes is a study: arms that the claim says should differ, "
     "several seeds each, on an embedded dataset small enough to run on a laptop CPU. A claim "
-    "states expectations over its arms. **supported**: every expectation's 95% interval over "
-    "seeds lies on its side (for a comparison, the Student-t CI of the paired difference "
-    "excludes 0 in the claimed direction). **contradicted**: some interval lies wholly on the "
-    "other side. **inconclusive**: an interval straddles the line: this setting and these "
-    "seeds cannot tell. A verdict is about this small setting; where it cannot show an "
-    "effect the papers report at scale, the caveat says so."
+    "states expectations over its arms, each judged by a Student-t 95% interval over seeds "
+    "(one value per seed; a diverged cell counts as the study's worst result). "
+    "**supported**: every interval lies on the claimed side (a comparison's excludes 0 in "
+    "the claimed direction; for 'diverges', most seeds diverged). **contradicted**: some "
+    "interval lies wholly on the other side. **inconclusive**: an interval straddles the "
+    "line: this setting and these seeds cannot tell. A verdict is about this small setting; "
+    "where it cannot show an effect the papers report at scale, the caveat says so."
 )
 
 

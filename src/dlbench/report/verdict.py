@@ -1,19 +1,24 @@
 """Verdicts: does a claim study's evidence support its claim?
 
-Each expectation (``harness.claim``) gets one of three verdicts, from 95% intervals over
-seeds, never from point estimates alone:
+Seeds are the unit of evidence. For each expectation (``harness.claim``) the cells an
+arm selector stands for are reduced to one value per seed (the mean over the axes the
+selector leaves free, so those cells are not counted as independent), and:
 
-* ``better``: the paired difference (a - b, in the objective's good direction) has its
-  Student-t CI above 0 -> supported; below 0 -> contradicted; straddling 0 -> inconclusive.
+* ``better``: the per-seed difference a - b has a Student-t 95% CI wholly on a's good
+  side of 0 (above for maximize, below for minimize) -> supported; wholly on the other
+  side -> contradicted; straddling 0 -> inconclusive.
 * ``equivalent``: the CI of a - b lies inside (-within, +within) -> supported; wholly
-  outside it -> contradicted; otherwise inconclusive (the usual two-one-sided logic).
-* ``diverges``: most trained cells (completed + diverged) of a diverged -> supported;
-  none did -> contradicted; a minority -> inconclusive.
-* ``above`` / ``below``: the t CI of a's mean lies beyond the threshold -> supported; wholly
-  on the wrong side -> contradicted; straddling it -> inconclusive.
+  outside it -> contradicted; otherwise inconclusive (two one-sided tests, each at 97.5%).
+* ``above`` / ``below``: the t CI of a's per-seed mean lies beyond the threshold ->
+  supported; wholly on the wrong side -> contradicted; straddling it -> inconclusive.
+* ``diverges``: a count, not an interval: most trained cells (completed + diverged) of a
+  diverged -> supported; none did -> contradicted; a minority -> inconclusive.
 
-Fewer than two seeds (or pairs) is always inconclusive. A claim is supported when every
-expectation is, contradicted when any is, and inconclusive otherwise.
+A diverged cell is evidence too: in the first three kinds it is scored as the worst
+completed result of the whole study (a conservative stand-in for "did not learn"), and
+the evidence says how many were. Failed, pruned, running and missing cells say nothing.
+Fewer than two seeds is always inconclusive. A claim is supported when every expectation
+is, contradicted when any is, and inconclusive otherwise.
 
 Frames have columns ``arm``, ``seed``, ``outcome`` and ``objective``; ``plan`` maps each
 arm to its labels per axis (``StudyRuns.plan``), which is how selectors find arms.
@@ -31,7 +36,6 @@ from dlbench.records import OBJECTIVE_METRIC
 from dlbench.report import stats
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ class Verdict:
 
 
 def arms_of(selector: Selector, plan: dict[str, dict[str, str]]) -> list[str]:
-    """The planned arms a selector stands for, in study order."""
-    return [arm for arm, labels in plan.items() if all(labels[a] == v for a, v in selector)]
+    """The planned arms a selector stands for, in study order (none if an axis is not planned)."""
+    return [arm for arm, labels in plan.items() if all(labels.get(a) == v for a, v in selector)]
 
 
 def _side(low: float, high: float, bound_low: float, bound_high: float) -> str:
@@ -55,40 +59,48 @@ def _side(low: float, high: float, bound_low: float, bound_high: float) -> str:
     return INCONCLUSIVE
 
 
-def _paired(
-    exp: Expectation, frame: pd.DataFrame, plan: dict[str, dict[str, str]], direction: str
-) -> stats.Comparison:
-    """a against b over cells that share the seed and every axis the selectors leave free."""
-    named = {axis for axis, _ in exp.a}
-    rows = []
-    for side, selector in (("a", exp.a), ("b", exp.b)):
-        for arm in arms_of(selector, plan):
-            free = " ".join(v for axis, v in plan[arm].items() if axis not in named)
-            cells = frame[frame["arm"] == arm]
-            rows.append(cells.assign(arm=side, seed=free + " seed " + cells["seed"].astype(str)))
-    both = pd.concat(rows) if rows else frame.iloc[:0]
-    return stats.paired(both, OBJECTIVE_METRIC, "a", "b", direction)
+def _scored(frame: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Completed cells with a finite result, and diverged ones scored as the study's worst."""
+    values = frame[OBJECTIVE_METRIC].astype(float)
+    completed = frame[(frame["outcome"] == "completed") & np.isfinite(values)]
+    results = completed[OBJECTIVE_METRIC].astype(float)
+    worst = results.min() if direction == "maximize" else results.max()
+    diverged = frame[frame["outcome"] == "diverged"].assign(**{OBJECTIVE_METRIC: worst})
+    return pd.concat([completed, diverged.dropna(subset=[OBJECTIVE_METRIC])])
+
+
+def _cells(
+    scored: pd.DataFrame, selector: Selector, plan: dict[str, dict[str, str]]
+) -> pd.DataFrame:
+    """The selector's cells, keyed by (the labels of the free axes, seed)."""
+    named = {axis for axis, _ in selector}
+    arms = arms_of(selector, plan)
+    cells = scored[scored["arm"].isin(arms)]
+    free = cells["arm"].map(
+        lambda arm: tuple(v for axis, v in plan[arm].items() if axis not in named)
+    )
+    return cells.assign(free=free)
+
+
+def _evidence(
+    low: float, high: float, mean: float, n: int, per_seed: int, cells: pd.DataFrame, what: str
+) -> str:
+    """The numbers of one judgement in words: estimate, CI, seeds, and how diverged cells counted."""
+    text = f"{what} {mean:+.4f} (95% CI {low:+.4f} to {high:+.4f}; {n} seeds"
+    text += f", each the mean over {per_seed} settings of the free axes)" if per_seed > 1 else ")"
+    diverged = int((cells["outcome"] == "diverged").sum())
+    if diverged:
+        worst = cells.loc[cells["outcome"] == "diverged", OBJECTIVE_METRIC].iloc[0]
+        text += f"; {diverged} diverged cells scored as the study's worst result {worst:.4f}"
+    return text
 
 
 def judge(
     exp: Expectation, frame: pd.DataFrame, plan: dict[str, dict[str, str]], direction: str
 ) -> Verdict:
     """The verdict on one expectation from the study's result frame."""
-    if exp.kind in ("better", "equivalent"):
-        c = _paired(exp, frame, plan, direction)
-        if c.n < 2:
-            return Verdict(exp, INCONCLUSIVE, f"{c.n} completed pair(s): too few to judge")
-        evidence = (
-            f"a - b = {c.diff:+.4f} (95% CI {c.ci_low:+.4f} to {c.ci_high:+.4f}; {c.n} pairs)"
-        )
-        if exp.kind == "equivalent":
-            assert exp.value is not None
-            return Verdict(exp, _side(c.ci_low, c.ci_high, -exp.value, exp.value), evidence)
-        sign = 1 if direction == "maximize" else -1
-        low, high = sorted((sign * c.ci_low, sign * c.ci_high))
-        return Verdict(exp, _side(low, high, 0.0, np.inf), evidence)
-    cells = frame[frame["arm"].isin(arms_of(exp.a, plan))]
     if exp.kind == "diverges":
+        cells = frame[frame["arm"].isin(arms_of(exp.a, plan))]
         diverged = int((cells["outcome"] == "diverged").sum())
         trained = diverged + int((cells["outcome"] == "completed").sum())
         evidence = f"diverged in {diverged} of {trained} trained cells"
@@ -98,12 +110,36 @@ def judge(
             SUPPORTED if diverged > trained / 2 else CONTRADICTED if not diverged else INCONCLUSIVE
         )
         return Verdict(exp, verdict, evidence)
-    completed = cells.loc[cells["outcome"] == "completed", OBJECTIVE_METRIC].astype(float)
-    low, high = stats.t_interval(completed.to_numpy())
-    finite = completed[np.isfinite(completed)]
-    if len(finite) < 2:
-        return Verdict(exp, INCONCLUSIVE, f"{len(finite)} completed cell(s): too few to judge")
-    evidence = f"mean {finite.mean():.4f} (95% CI {low:.4f} to {high:.4f}; n={len(finite)})"
+    scored = _scored(frame, direction)
+    a = _cells(scored, exp.a, plan)
+    if exp.kind in ("above", "below"):
+        per_seed = a.groupby("seed")[OBJECTIVE_METRIC].mean()
+        used, width = a, int(a.groupby("seed").size().max()) if len(a) else 0
+        what = "mean"
+    else:
+        b = _cells(scored, exp.b, plan)
+        keys = ["free", "seed"]
+        both = (
+            a.set_index(keys)[OBJECTIVE_METRIC]
+            .to_frame("a")
+            .join(b.set_index(keys)[OBJECTIVE_METRIC].to_frame("b"), how="inner")
+        )
+        differences = (both["a"] - both["b"]).groupby(level="seed")
+        per_seed, width = differences.mean(), int(differences.size().max()) if len(both) else 0
+        used = pd.concat([a, b])
+        used = used[used.set_index(keys).index.isin(both.index)]
+        what = "a - b ="
+    if len(per_seed) < 2:
+        return Verdict(exp, INCONCLUSIVE, f"{len(per_seed)} seed(s) with results: too few to judge")
+    low, high = stats.t_interval(per_seed.to_numpy())
+    evidence = _evidence(low, high, float(per_seed.mean()), len(per_seed), width, used, what)
+    if exp.kind == "equivalent":
+        assert exp.value is not None
+        return Verdict(exp, _side(low, high, -exp.value, exp.value), evidence)
+    if exp.kind == "better":
+        sign = 1 if direction == "maximize" else -1
+        low, high = sorted((sign * low, sign * high))
+        return Verdict(exp, _side(low, high, 0.0, np.inf), evidence)
     assert exp.value is not None
     bounds = (exp.value, np.inf) if exp.kind == "above" else (-np.inf, exp.value)
     return Verdict(exp, _side(low, high, *bounds), evidence)
