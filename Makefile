@@ -55,14 +55,14 @@ bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear,
 bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digits (it overfits)
 	$(BIN)/dlbench run regularization && $(BIN)/dlbench report regularization
 
-bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~10 min)
+bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~4 min)
 	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid
 
 bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study || exit 1; done
 	$(BIN)/dlbench report --claims
 
-bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims ## every study and claim on the embedded data (~30 min)
+bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims ## every study and claim on the embedded data (~25 min on 2 cores)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
