@@ -49,6 +49,7 @@ def test_cell_settings_resolve_every_default_and_drop_foreign_hyperparameters(
         "norm": Choice("none"),
         "init": Choice("he_normal"),
         "preprocessing": Choice("standardize"),
+        "train_size": "full",
     }
 
 
