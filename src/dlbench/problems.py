@@ -66,11 +66,6 @@ def _budget(
     }
 
 
-def _size(train_size: int | str) -> int | None:
-    """A ``train_size`` setting as the data module takes it: "full" is None, all of it."""
-    return None if train_size == "full" else int(train_size)
-
-
 def problem(
     name: Named,
     description: str,
@@ -212,7 +207,7 @@ def digits_mlp(
             batch_size=batch_size,
             seed=seed,
             preprocessing=preprocessing,
-            train_size=_size(train_size),
+            train_size=train_size,
         ),
         model,
     )
@@ -256,7 +251,7 @@ def digits_cnn(
             layout="image",
             seed=seed,
             preprocessing=preprocessing,
-            train_size=_size(train_size),
+            train_size=train_size,
         ),
         model,
     )

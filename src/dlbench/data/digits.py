@@ -79,13 +79,13 @@ class DigitsDataModule(InMemoryDataModule):
         layout: Layout = "flat",
         seed: int = 0,
         preprocessing: Named = "standardize",
-        train_size: int | None = None,
+        train_size: int | str = "full",
     ):
         super().__init__(batch_size=batch_size, seed=seed)
         self.layout = layout
         raw = digits_splits()
-        if train_size is not None:
-            raw = {**raw, "train": train_subset(*raw["train"], train_size)}
+        if train_size != "full":  # a fixed, stratified subset of that many examples
+            raw = {**raw, "train": train_subset(*raw["train"], int(train_size))}
         splits = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in raw.items()}
         prepared = PREPROCESSING.create(preprocessing)(splits)
         self.tensors = {name: (self._shape(x), y) for name, (x, y) in prepared.items()}
