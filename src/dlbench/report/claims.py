@@ -45,8 +45,8 @@ def _section(report: Report, folder: Path) -> list[Block]:
     """One claim's part of the index, pointing into its own report in ``folder``."""
     claim, study = report.runs.claim, report.runs.study
     assert claim is not None
-    rows = [(v.expectation.describe(report.label), v.verdict, v.evidence) for v in report.verdicts]
-    table = dataclasses.replace(tables.verdicts(rows), name=f"{study}-verdicts")
+    verdicts = tables.verdicts(report.verdicts, report.label)
+    table = dataclasses.replace(verdicts, name=f"{study}-verdicts")
     table.write(folder / "tables", table.name)
     blocks: list[Block] = [
         Heading(f"Claim {claim.number}: {report.verdict}"),

@@ -122,8 +122,7 @@ class Report:
         ]
         if claim.paper:
             self.blocks.append(Paragraph(f"**In the literature.** {claim.paper}"))
-        rows = [(v.expectation.describe(self.label), v.verdict, v.evidence) for v in self.verdicts]
-        self.table(tables.verdicts(rows))
+        self.table(tables.verdicts(self.verdicts, self.label))
         self.blocks.append(
             Paragraph(
                 f"**Verdict: {self.verdict}.** Supported when every expectation's 95% interval "

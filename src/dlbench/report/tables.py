@@ -11,10 +11,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from dlbench.records import CELL_STATES
+
+if TYPE_CHECKING:
+    from dlbench.report.verdict import Verdict
 
 DASH = "-"  # an empty cell: no value (not completed, or too few seeds for an interval)
 LATEX_ESCAPES = {c: "\\" + c for c in "&%$#_{}"} | {
@@ -243,8 +247,9 @@ def budget(best: pd.DataFrame, metric: str) -> Table:
     )
 
 
-def verdicts(rows: list[tuple[str, str, str]]) -> Table:
+def verdicts(judged: list[Verdict], objective: str) -> Table:
     """Claim studies: each expectation in words, its verdict and the numbers behind it."""
+    rows = [(v.expectation.describe(objective), v.verdict, v.evidence) for v in judged]
     data = pd.DataFrame(rows, columns=["expectation", "verdict", "evidence"])
     return Table(
         "verdicts",
