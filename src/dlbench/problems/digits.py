@@ -1,0 +1,178 @@
+"""Problems on scikit-learn's embedded 8x8 digits: nothing to download."""
+
+from __future__ import annotations
+
+from dlbench.data import (
+    DigitsDataModule,
+)
+from dlbench.models import (
+    CNN,
+    MLP,
+    AutoEncoder,
+    SequenceModel,
+    SoftmaxRegression,
+)
+from dlbench.problems.base import Setup, budget, problem
+from dlbench.registry import Named
+
+
+@problem(
+    "digits_linear",
+    "8x8 digits (embedded), softmax regression (one linear layer), cross-entropy",
+    task="classification",
+    input_shape=(64,),
+    budget=budget("cross_entropy", 0.1, 20, 64),
+)
+def digits_linear(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    init: Named = "default",
+    preprocessing: Named = "standardize",
+) -> Setup:
+    return Setup(
+        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
+        SoftmaxRegression(64, 10, init=init),
+    )
+
+
+@problem(
+    "digits_mlp",
+    "8x8 digits (embedded, 1,797 images), MLP classifier, cross-entropy",
+    task="classification",
+    input_shape=(64,),
+    budget=budget("cross_entropy", 0.1, 20, 64),
+)
+def digits_mlp(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    width: int = 64,
+    depth: int = 2,
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
+    train_size: int | str = "full",
+) -> Setup:
+    model = MLP(
+        64,
+        10,
+        width=width,
+        depth=depth,
+        activation=activation,
+        norm=norm,
+        init=init,
+        dropout=dropout,
+    )
+    return Setup(
+        DigitsDataModule(
+            batch_size=batch_size,
+            seed=seed,
+            preprocessing=preprocessing,
+            train_size=train_size,
+        ),
+        model,
+    )
+
+
+@problem(
+    "digits_cnn",
+    "8x8 digits as 1x8x8 images, CNN (conv-norm-act-pool x2), cross-entropy",
+    task="classification",
+    input_shape=(1, 8, 8),
+    budget=budget("cross_entropy", 0.05, 15, 64),
+)
+def digits_cnn(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    channels: int = 16,
+    pool: str = "max",
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
+    train_size: int | str = "full",
+) -> Setup:
+    model = CNN(
+        1,
+        10,
+        image_size=8,
+        channels=(channels, 2 * channels),
+        pool=pool,
+        activation=activation,
+        norm=norm,
+        init=init,
+        dropout=dropout,
+    )
+    return Setup(
+        DigitsDataModule(
+            batch_size=batch_size,
+            layout="image",
+            seed=seed,
+            preprocessing=preprocessing,
+            train_size=train_size,
+        ),
+        model,
+    )
+
+
+@problem(
+    "digits_rnn",
+    "8x8 digits read row by row (8 steps of 8 pixels), RNN/LSTM/GRU, cross-entropy",
+    task="classification",
+    input_shape=(8, 8),
+    budget=budget("cross_entropy", 0.01, 20, 64, "adam"),
+)
+def digits_rnn(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    cell: str = "lstm",
+    hidden: int = 64,
+    layers: int = 1,
+    preprocessing: Named = "standardize",
+) -> Setup:
+    model = SequenceModel(8, 10, cell=cell, hidden=hidden, layers=layers)
+    return Setup(
+        DigitsDataModule(
+            batch_size=batch_size, layout="sequence", seed=seed, preprocessing=preprocessing
+        ),
+        model,
+    )
+
+
+@problem(
+    "digits_autoencoder",
+    "8x8 digits, AutoEncoder 64-32-8-32-64, reconstruction MSE",
+    task="reconstruction",
+    input_shape=(64,),
+    budget=budget("mse", 0.01, 20, 64, "adam"),
+)
+def digits_autoencoder(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    code: int = 8,
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
+) -> Setup:
+    model = AutoEncoder(64, hidden=(32,), code=code, activation=activation, norm=norm, init=init)
+    return Setup(
+        DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
+        model,
+        reconstruct=True,
+    )
