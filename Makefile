@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims bench-all bench-overhead bench-workers report ui clean
+.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-workers report ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -58,11 +58,15 @@ bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digi
 bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~4 min)
 	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid
 
+bench-ssl: $(STAMP) ## pre-train encoders (context prediction, SimCLR), then probe / fine-tune them on 1-100% of the labels
+	$(BIN)/dlbench run ssl_pretext && $(BIN)/dlbench run ssl && $(BIN)/dlbench report ssl_pretext ssl
+
 bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/
+	$(BIN)/dlbench run ssl_pretext  # the encoders claim 15 transfers
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study || exit 1; done
 	$(BIN)/dlbench report --claims
 
-bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-claims ## every study and claim on the embedded data (~25 min on 2 cores)
+bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on the embedded data (~25 min on 2 cores)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import uri_of
-from dlbench.harness.spec import load_study
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.sweep import run_study
 from dlbench.report import collect
 from dlbench.report.render import render
@@ -25,6 +26,10 @@ GPU_TIER = sorted((STUDIES / "gpu").glob("*.yaml"))
 
 def _smoke(path: Path, folder: Path, devices: str) -> None:
     spec = load_study(path, smoke=True)
+    for source in _encoder_studies(spec):  # transfer studies load a pretext study's encoders
+        pretext = load_study(STUDIES / f"{source.removesuffix('_smoke')}.yaml", smoke=True)
+        assert pretext.name == source, f"{path.name} reads encoders of {source}"
+        run_study(pretext, tracking=uri_of(folder), devices=devices)
     run_study(spec, tracking=uri_of(folder), devices=devices)
     frame = collect.results(spec.name, uri_of(folder))
     unfinished = frame[~frame["outcome"].isin(["completed", "diverged"])]
@@ -33,6 +38,14 @@ def _smoke(path: Path, folder: Path, devices: str) -> None:
     assert index.read_text().startswith(f"# {spec.name}\n")
     if spec.claim:
         assert f"## Claim {spec.claim.number}: " in index.read_text()
+
+
+def _encoder_studies(spec: StudySpec) -> set[str]:
+    return {
+        cell.settings["encoder_study"]
+        for cell in expand(spec)
+        if cell.settings.get("encoder", "random") != "random"
+    }
 
 
 @pytest.mark.slow

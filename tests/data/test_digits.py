@@ -204,3 +204,27 @@ def test_subset_is_the_same_for_every_run_seed_and_standardized_on_itself() -> N
 def test_train_size_out_of_range_is_a_config_error(size: int) -> None:
     with pytest.raises(ConfigError, match=r"train_size must be between 10 .* and 1078"):
         DigitsDataModule(train_size=size)
+
+
+def test_labelled_keeps_a_fraction_of_labels_standardized_with_every_image() -> None:
+    full = DigitsDataModule(layout="image")
+    few = DigitsDataModule(layout="image", labelled=0.1, seed=3)
+    x_all, y_all = full.tensors["train"]
+    x, y = few.tensors["train"]
+    assert len(y) == 108 and set(y.tolist()) == set(range(10))
+    # Rows of the fully preprocessed set, not a set standardized on itself.
+    rows = {r.numpy().tobytes() for r in x_all}
+    assert all(r.numpy().tobytes() in rows for r in x)
+    assert torch.equal(few.tensors["val"][0], full.tensors["val"][0])
+    tiny = DigitsDataModule(labelled=0.005)  # 5 labels would miss classes: one per class
+    assert len(tiny.tensors["train"][1]) == 10 and set(tiny.tensors["train"][1].tolist()) == set(
+        range(10)
+    )
+    assert DigitsDataModule(labelled=0.01).tensors["train"][1].numel() == 11
+
+
+def test_upsampled_images_keep_the_standardized_pixels_average() -> None:
+    small = DigitsDataModule(layout="image").tensors["train"][0]
+    big = DigitsDataModule(layout="image", image_size=24).tensors["train"][0]
+    assert big.shape == (1078, 1, 24, 24)
+    assert torch.allclose(big.mean(), small.mean(), atol=0.02)

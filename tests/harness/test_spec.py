@@ -103,6 +103,34 @@ BAD = {
     ),
     "bad batch size": ("fixed: {batch_size: 0}", ["fixed.batch_size", "'full'"]),
     "repeated label": ("grid: {optimizer: [sgd, sgd]}", ["grid.optimizer", "sgd repeats"]),
+    "pretext run given a pre-trained encoder": (
+        "problem: digits_ssl\nfixed: {pretext: context, encoder: simclr}",
+        ["a pretext run (pretext 'context')", "encoder must be random"],
+    ),
+    "simclr without an augmentation for its views": (
+        "problem: digits_ssl\nfixed: {pretext: simclr}",
+        ["pretext 'simclr' needs an augmentation", "allowed: ", "crop"],
+    ),
+    "pretext with another loss": (
+        "problem: digits_ssl\nfixed: {pretext: context, loss: nll}",
+        ["pretext 'context' trains with cross_entropy", "not loss 'nll'"],
+    ),
+    "context grid larger than the image": (
+        "problem: digits_ssl\nfixed: {pretext: {name: context, patch: 8}}",
+        ["needs 30x30 images (image_size is 24)"],
+    ),
+    "misspelt encoder": (
+        "problem: digits_ssl\nfixed: {encoder: simclar}",
+        ["fixed.encoder", "random, a pretext (context, simclr) or an MLflow run id"],
+    ),
+    "unknown transfer mode": (
+        "problem: digits_ssl\nfixed: {transfer: probes}",
+        ["fixed.transfer", "probe, finetune_last, finetune_all"],
+    ),
+    "no labels at all": (
+        "problem: digits_ssl\nfixed: {labelled: 0}",
+        ["fixed.labelled", "(0.0, 1.0]"],
+    ),
 }
 
 

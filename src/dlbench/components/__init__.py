@@ -13,6 +13,7 @@ from dlbench.components.losses import LOSSES
 from dlbench.components.norms import NORMS
 from dlbench.components.optimizers import OPTIMIZERS
 from dlbench.components.preprocessing import PREPROCESSING
+from dlbench.components.pretext import PRETEXTS
 from dlbench.components.regularizers import REGULARIZERS
 from dlbench.components.schedules import LR_SCALING, SCHEDULES
 from dlbench.registry import Registry
@@ -29,6 +30,7 @@ FAMILIES: dict[str, Registry] = {
     "lr_scaling": LR_SCALING,
     "augmentation": AUGMENTATIONS,
     "preprocessing": PREPROCESSING,
+    "pretext": PRETEXTS,
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "NORMS",
     "OPTIMIZERS",
     "PREPROCESSING",
+    "PRETEXTS",
     "REGULARIZERS",
     "SCHEDULES",
 ]

@@ -12,6 +12,7 @@ from functools import cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
@@ -48,14 +49,21 @@ def train_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, n
     problem, and arms compared on it must see the same examples. Preprocessing statistics
     then come from the subset alone, as they would for a user who only has that much data.
     """
+    keep = subset_indices(y, size, "train_size")
+    return x[keep], y[keep]
+
+
+def subset_indices(y: np.ndarray, size: int, key: str) -> np.ndarray:
+    """Sorted indices of a stratified subset of ``size`` of the labels ``y``; nested: a
+    larger subset contains every smaller one. ``key`` names the setting in errors."""
     classes = len(np.unique(y))
     if not classes <= size <= len(y):
         raise ConfigError(
-            f"train_size must be between {classes} (one example per class) and {len(y)} "
+            f"{key} must be between {classes} (one example per class) and {len(y)} "
             f"(the training split) or 'full', got {size}"
         )
     # Each class gets its share of ``size`` (largest remainders round up), drawn in one
-    # fixed random order, so a larger subset contains every smaller one.
+    # fixed random order.
     labels, counts = np.unique(y, return_counts=True)
     exact = size * counts / len(y)
     quota = np.floor(exact).astype(int)
@@ -63,11 +71,18 @@ def train_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, n
     order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
     keep = np.concatenate([order[y[order] == c][:q] for c, q in zip(labels, quota, strict=True)])
     keep.sort()
-    return x[keep], y[keep]
+    return keep
 
 
 class DigitsDataModule(InMemoryDataModule):
-    """The digits as flat 64-vectors, 1x8x8 images or 8-step row sequences."""
+    """The digits as flat 64-vectors, 1x8x8 images (or upsampled to ``image_size``) or
+    8-step row sequences.
+
+    ``train_size`` makes a smaller dataset (preprocessed with its own statistics);
+    ``labelled`` keeps that fraction of the training labels of the whole dataset
+    (preprocessed with the statistics of all its images, as a self-supervised user who has
+    every image but few labels would): a fixed, stratified, nested subset, at least one
+    example per class."""
 
     task = "classification"
     num_classes = 10
@@ -80,19 +95,30 @@ class DigitsDataModule(InMemoryDataModule):
         seed: int = 0,
         preprocessing: Named = "standardize",
         train_size: int | str = "full",
+        labelled: float = 1.0,
+        image_size: int = 8,
     ):
         super().__init__(batch_size=batch_size, seed=seed)
-        self.layout = layout
+        self.layout, self.image_size = layout, image_size
         raw = digits_splits()
         if train_size != "full":  # a fixed, stratified subset of that many examples
             raw = {**raw, "train": train_subset(*raw["train"], int(train_size))}
         splits = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in raw.items()}
         prepared = PREPROCESSING.create(preprocessing)(splits)
+        if labelled != 1.0:  # fewer labels of the same data: statistics from all of it
+            x, y = prepared["train"]
+            count = max(self.num_classes, round(labelled * len(y)))
+            keep = torch.from_numpy(subset_indices(y.numpy(), count, "labelled"))
+            prepared["train"] = (x[keep], y[keep])
         self.tensors = {name: (self._shape(x), y) for name, (x, y) in prepared.items()}
 
     def _shape(self, x: Tensor) -> Tensor:
         if self.layout == "image":
-            return x.reshape(-1, 1, 8, 8)
+            images = x.reshape(-1, 1, 8, 8)
+            if self.image_size == 8:
+                return images
+            # Bilinear upsampling of the preprocessed pixels: room for a grid of patches.
+            return F.interpolate(images, size=self.image_size, mode="bilinear")
         if self.layout == "sequence":
             return x.reshape(-1, 8, 8)
         return x

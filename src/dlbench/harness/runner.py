@@ -12,26 +12,30 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import MLFlowLogger
+from mlflow.tracking import MlflowClient
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from dlbench.components import AUGMENTATIONS, LOSSES, REGULARIZERS
+from dlbench.components import AUGMENTATIONS, LOSSES, PRETEXTS, REGULARIZERS
 from dlbench.components.augmentations import check_compatible
 from dlbench.components.losses import check_pairing
 from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_lr
 from dlbench.errors import ConfigError
+from dlbench.harness import encoders
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.search import Pruning
 from dlbench.harness.settings import FULL_BATCH
 from dlbench.harness.spec import Objective, StudySpec
 from dlbench.problems import PROBLEMS, Setup
-from dlbench.systems import SupervisedSystem
+from dlbench.systems import PretextSystem, SupervisedSystem
 
 # Lightning announces devices and tips once per Trainer: noise inside a sweep.
 for _name in ("lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 # Lightning 2.6 trips over its own torch.utils._pytree deprecation on every fit.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# A transferred encoder's frozen blocks stay in eval mode on purpose (EncoderClassifier).
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 @dataclass
@@ -92,21 +96,48 @@ def build(cell: Cell) -> tuple[Setup, SupervisedSystem]:
         warmup_epochs=settings["warmup_epochs"],
         **schedule_kwargs,
     )  # checks values
-    system = SupervisedSystem(
-        setup.model,
-        LOSSES.create(settings["loss"], **cell.component_kwargs("loss")),
+    common = dict(
         optimizer=settings["optimizer"],
         lr=effective_lr(cell, setup),
         optimizer_hparams=cell.optimizer_hparams,
-        classification=task == "classification",
-        reconstruct=setup.reconstruct,
         regularizer=regularizer,
         augmentation=None if settings["augmentation"] == "none" else augmentation,
         scheduler=partial(
             _scheduler, settings["schedule"], settings["warmup_epochs"], schedule_kwargs
         ),
     )
+    loss = LOSSES.create(settings["loss"], **cell.component_kwargs("loss"))
+    if setup.pretext is not None:
+        _check_pretext(settings)
+        return setup, PretextSystem(setup.model, setup.pretext, loss, seed=cell.seed, **common)
+    system = SupervisedSystem(
+        setup.model,
+        loss,
+        classification=task == "classification",
+        reconstruct=setup.reconstruct,
+        **common,
+    )
     return setup, system
+
+
+def _check_pretext(settings: dict[str, Any]) -> None:
+    """A pretext task is a classification of its own targets: cross-entropy, hard labels."""
+    pretext, augmentation = settings["pretext"], settings["augmentation"]
+    if settings["loss"] != "cross_entropy":
+        raise ConfigError(
+            f"pretext {pretext!r} trains with cross_entropy over its own targets, "
+            f"not loss {settings['loss']!r}"
+        )
+    if AUGMENTATIONS.get(augmentation).flags["kind"] == "batch":
+        raise ConfigError(
+            f"pretext {pretext!r} cannot use augmentation {augmentation!r}: it mixes labels"
+        )
+    if PRETEXTS.get(pretext).flags["views"] and augmentation == "none":
+        image_ones = [e.name for e in AUGMENTATIONS if e.flags["kind"] == "image"]
+        raise ConfigError(
+            f"pretext {pretext!r} needs an augmentation to make two different views of an "
+            f"image; allowed: {', '.join(image_ones)}"
+        )
 
 
 def checked_cells(spec: StudySpec) -> list[Cell]:
@@ -177,6 +208,8 @@ def run_cell(
     setup, system = build(cell)
     logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
     logger.log_hyperparams({"lr_effective": system.lr})  # lr after the batch-size rule
+    if setup.encoder != "random":
+        _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
     trainer = L.Trainer(
         max_epochs=cell.settings["epochs"],
         accelerator=accelerator,
@@ -217,4 +250,18 @@ def run_cell(
             seconds=time.perf_counter() - start,
             error=f"non-finite {objective.metric}",
         )
+    if setup.pretext is not None:  # what downstream runs of this pretext will load
+        encoders.save(logger.experiment, run_id, setup.model.encoder)
     return Result("completed", value, final, time.perf_counter() - start)
+
+
+def _transfer_encoder(setup: Setup, seed: int, client: MlflowClient, run_id: str) -> None:
+    """Load the pre-trained encoder weights the cell names into ``setup.model.encoder``."""
+    source = encoders.find(client, setup.encoder, setup.encoder_study, seed)
+    if source is None:
+        raise LookupError(
+            f"no completed {setup.encoder!r} pretext run with seed {seed} in study "
+            f"{setup.encoder_study!r}"
+        )
+    setup.model.encoder.load_state_dict(encoders.load(client, source))
+    client.set_tag(run_id, encoders.ENCODER_RUN, source)

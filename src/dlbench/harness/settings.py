@@ -9,6 +9,7 @@ keep study files short and make every setting an MLflow param under its own name
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,10 @@ from dlbench.errors import ConfigError, unknown_message
 from dlbench.registry import Entry
 
 FULL_BATCH = "full"
+# How a downstream run treats a transferred encoder: frozen (a linear probe on its
+# features), its last ``transfer_layers`` blocks trained, or all of it trained.
+TRANSFER_MODES = ("probe", "finetune_last", "finetune_all")
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 TRAINING_KEYS = (
     "optimizer",
     "lr",
@@ -99,6 +104,17 @@ def _member(family: str) -> Check:
     return check
 
 
+def _encoder(value: Any) -> str:
+    """random, a pretext's name (its run in ``encoder_study``) or an MLflow run id."""
+    pretexts = [name for name in FAMILIES["pretext"].names() if name != "none"]
+    if value == "random" or value in pretexts or RUN_ID.fullmatch(str(value)):
+        return value
+    raise ConfigError(
+        f"must be random, a pretext ({', '.join(pretexts)}) or an MLflow run id "
+        f"(32 hex digits), got {value!r}"
+    )
+
+
 def _choice(*allowed: str) -> Check:
     def check(value: Any) -> str:
         if value not in allowed:
@@ -143,9 +159,13 @@ RULES: dict[str, Check] = {
     "epochs": _integer(1),
     "batch_size": _batch_size,
     "train_size": _batch_size,  # also an integer or "full", the whole training split
+    "labelled": _number(0.0, 1.0, open_low=True),  # a fraction of the training labels
     "base_batch_size": _integer(1),
     "warmup_epochs": _number(0.0),
     "pool": _choice("max", "avg", "min"),
+    "encoder": _encoder,
+    "transfer": _choice(*TRANSFER_MODES),
+    "transfer_layers": _integer(1),
     "cell": _choice("rnn", "lstm", "gru"),
     "width": _integer(1),
     "depth": _integer(0),

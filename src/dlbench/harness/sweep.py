@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from dlbench.harness import devices as device_plan
-from dlbench.harness import storage, worker
+from dlbench.harness import encoders, storage, worker
 from dlbench.harness.grid import Cell
 from dlbench.harness.runner import checked_cells
 from dlbench.harness.spec import StudySpec
@@ -78,6 +78,7 @@ def run_study(
         threads=threads,
     )
     cells = checked_cells(spec)
+    encoders.check_available(cells, uri, spec.source)  # pre-trained ones must exist already
     study = storage.open_study(
         spec.name,
         spec.objective.direction,

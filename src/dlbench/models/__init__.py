@@ -2,6 +2,7 @@
 
 from dlbench.models.autoencoder import AutoEncoder
 from dlbench.models.cnn import CNN, MinPool2d
+from dlbench.models.encoder import ConvEncoder, EncoderClassifier
 from dlbench.models.linear import LinearRegression, LogisticRegression, SoftmaxRegression
 from dlbench.models.mlp import MLP, gated_width
 from dlbench.models.resnet import BasicBlock, ResNet
@@ -12,6 +13,8 @@ __all__ = [
     "MLP",
     "AutoEncoder",
     "BasicBlock",
+    "ConvEncoder",
+    "EncoderClassifier",
     "LinearRegression",
     "LogisticRegression",
     "MinPool2d",

@@ -34,6 +34,21 @@ class MinPool2d(nn.Module):
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "min": MinPool2d}
 
 
+def conv_block(
+    fan_in: int, out: int, kernel_size: int, pool: str, activation: Named, norm: Named, model: str
+) -> list[nn.Module]:
+    """conv ("same" padding, stride 1) -> norm -> activation -> 2x2 pool: the unit both
+    convolutional models stack. ``model`` names the caller in errors."""
+    if pool not in POOLS:
+        raise ConfigError(unknown_message("pool", pool, sorted(POOLS)))
+    return [
+        nn.Conv2d(fan_in, out, kernel_size, padding="same"),
+        NORMS.create(norm, out, 2),
+        elementwise_activation(activation, model),
+        POOLS[pool](2),
+    ]
+
+
 class CNN(nn.Module):
     """``len(channels)`` blocks of conv -> norm -> activation -> 2x2 pool, then a linear head.
 
@@ -61,19 +76,12 @@ class CNN(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if pool not in POOLS:
-            raise ConfigError(unknown_message("pool", pool, sorted(POOLS)))
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         check_dropout(dropout)
         layers: list[nn.Module] = []
         fan_in = in_channels
         for out in channels:
-            layers += [
-                nn.Conv2d(fan_in, out, kernel_size, padding="same"),
-                NORMS.create(norm, out, 2),
-                elementwise_activation(activation, "CNN"),
-                POOLS[pool](2),
-            ]
+            layers += conv_block(fan_in, out, kernel_size, pool, activation, norm, "CNN")
             fan_in, height, width = out, height // 2, width // 2
         if height < 1 or width < 1:
             raise ConfigError(

@@ -21,11 +21,21 @@ from dlbench.registry import Named, Registry
 
 @dataclass
 class Setup:
-    """What one training run needs from its problem; ``reconstruct``: the target is the input."""
+    """What one training run needs from its problem.
+
+    ``reconstruct``: the target is the input. ``pretext``: a pretext task module
+    (``components.pretext``) to train ``model.encoder`` on instead of the labels.
+    ``encoder``: where a downstream run's ``model.encoder`` weights come from: "random"
+    (as initialized), a pretext name (that pretext's run with the same seed in study
+    ``encoder_study``) or an MLflow run id; the harness fetches them before training.
+    """
 
     datamodule: L.LightningDataModule
     model: nn.Module
     reconstruct: bool = False
+    pretext: nn.Module | None = None
+    encoder: str = "random"
+    encoder_study: str = ""
 
 
 PROBLEMS: Registry[Setup] = Registry("problem")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dlbench.components import PRETEXTS
 from dlbench.data import (
     DigitsDataModule,
 )
+from dlbench.errors import ConfigError
 from dlbench.models import (
     CNN,
     MLP,
     AutoEncoder,
+    ConvEncoder,
+    EncoderClassifier,
     SequenceModel,
     SoftmaxRegression,
 )
@@ -176,3 +180,60 @@ def digits_autoencoder(
         model,
         reconstruct=True,
     )
+
+
+@problem(
+    "digits_ssl",
+    "8x8 digits upsampled to 24x24, conv encoder + linear head: pre-train it on a pretext "
+    "task, then probe or fine-tune it",
+    task="classification",
+    input_shape=(1, 24, 24),
+    budget=budget("cross_entropy", 0.001, 30, 64, "adam"),
+)
+def digits_ssl(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    channels: int = 16,
+    image_size: int = 24,
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "standardize",
+    labelled: float = 1.0,
+    pretext: Named = "none",
+    encoder: str = "random",
+    encoder_study: str = "ssl_pretext",
+    transfer: str = "finetune_all",
+    transfer_layers: int = 1,
+) -> Setup:
+    """A pretext run sets ``pretext`` (and trains everything from scratch); a downstream run
+    sets ``encoder``, ``transfer`` and ``labelled`` (the fraction of training labels it
+    may use). ``image_size`` 24 fits context prediction's default
+    grid (3 patches of 6 px, gaps of 2, jitter 1: 24 px) and keeps 2x2 pools whole."""
+    net = ConvEncoder(1, channels=(channels, 2 * channels), activation=activation, norm=norm)
+    model = EncoderClassifier(net, 10, init=init, dropout=dropout)
+    task = PRETEXTS.create(pretext, net.out_features)
+    if task is not None and (encoder != "random" or transfer != "finetune_all" or labelled != 1):
+        raise ConfigError(
+            f"a pretext run (pretext {str(pretext)!r}) trains a fresh encoder on every image: "
+            f"encoder must be random, transfer finetune_all and labelled 1.0"
+        )
+    span = getattr(task, "span", 0)
+    if span > image_size or getattr(task, "patch", net.smallest_input) < net.smallest_input:
+        raise ConfigError(
+            f"pretext 'context' needs {span}x{span} images (image_size is {image_size}) "
+            f"and patches of at least {net.smallest_input} px for the encoder's pools"
+        )
+    model.freeze({"probe": 0, "finetune_last": transfer_layers, "finetune_all": None}[transfer])
+    data = DigitsDataModule(
+        batch_size=batch_size,
+        layout="image",
+        seed=seed,
+        preprocessing=preprocessing,
+        labelled=labelled,
+        image_size=image_size,
+    )
+    return Setup(data, model, pretext=task, encoder=encoder, encoder_study=encoder_study)

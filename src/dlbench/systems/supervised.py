@@ -69,8 +69,11 @@ class SupervisedSystem(L.LightningModule):
         return self.model(x)
 
     def configure_optimizers(self) -> Any:
+        # Frozen parameters (a transferred encoder's, ``EncoderClassifier.freeze``) are
+        # left out, so no optimizer state or decoupled weight decay ever touches them.
+        trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = OPTIMIZERS.create(
-            self.optimizer_name, self.parameters(), lr=self.lr, **self.optimizer_hparams
+            self.optimizer_name, trainable, lr=self.lr, **self.optimizer_hparams
         )
         if self.scheduler_factory is None:
             return optimizer

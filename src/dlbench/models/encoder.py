@@ -1,0 +1,100 @@
+"""An encoder with a linear head: the model self-supervised pre-training transfers.
+
+The encoder is convolutional blocks (``conv_block``: conv -> norm -> activation -> 2x2
+pool) then a global average pool, so it maps an image of any size to one feature
+vector: the same weights read the small patches of context prediction and the whole
+images of the downstream task. Downstream, ``freeze`` decides how much of the encoder
+trains: none of it (a linear probe on frozen features), its last k blocks, or all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+from torch import Tensor, nn
+
+from dlbench.components import INITIALIZERS
+from dlbench.components.initializers import initialize
+from dlbench.errors import ConfigError
+from dlbench.models.cnn import conv_block
+from dlbench.models.common import check_dropout
+from dlbench.registry import Named
+
+
+class ConvEncoder(nn.Module):
+    """``len(channels)`` conv blocks, each its own ``nn.Sequential`` in ``blocks`` (the unit
+    fine-tuning counts in), then global average pooling to ``out_features`` numbers."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        channels: Sequence[int] = (16, 32),
+        kernel_size: int = 3,
+        pool: str = "max",
+        activation: Named = "relu",
+        norm: Named = "none",
+    ):
+        super().__init__()
+        fans = [in_channels, *channels]
+        self.blocks = nn.Sequential(
+            *(
+                nn.Sequential(*conv_block(a, b, kernel_size, pool, activation, norm, "encoder"))
+                for a, b in pairwise(fans)
+            )
+        )
+        self.out_features = fans[-1]
+        self.smallest_input = 2 ** len(channels)  # each block's pool halves the map
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(x).mean(dim=(2, 3))
+
+
+class EncoderClassifier(nn.Module):
+    """``encoder`` -> [Dropout] -> Linear ``head``; ``freeze`` fixes part of the encoder.
+
+    Frozen blocks stay in eval mode whatever ``train()`` is told, so a frozen encoder is
+    a fixed feature extractor: its weights get no gradient and its BatchNorm running
+    statistics do not move either.
+    """
+
+    def __init__(
+        self,
+        encoder: ConvEncoder,
+        num_classes: int,
+        *,
+        init: Named = "default",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        check_dropout(dropout)
+        self.encoder = encoder
+        head: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        self.head = nn.Sequential(*head, nn.Linear(encoder.out_features, num_classes))
+        self.frozen: list[nn.Module] = []
+        initialize(self, INITIALIZERS.create(init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+    def freeze(self, trainable_blocks: int | None) -> None:
+        """Train only the encoder's last ``trainable_blocks`` blocks (0: a linear probe;
+        None: everything). The head always trains."""
+        blocks = list(self.encoder.blocks)
+        if trainable_blocks is not None and not 0 <= trainable_blocks <= len(blocks):
+            raise ConfigError(
+                f"transfer_layers must be between 1 and the encoder's {len(blocks)} blocks, "
+                f"got {trainable_blocks}"
+            )
+        keep = len(blocks) if trainable_blocks is None else trainable_blocks
+        self.frozen = blocks[: len(blocks) - keep]
+        for block in blocks:
+            block.requires_grad_(block not in self.frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> EncoderClassifier:
+        super().train(mode)
+        for block in self.frozen:
+            block.eval()
+        return self
