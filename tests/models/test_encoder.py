@@ -12,7 +12,7 @@ from dlbench.models import ConvEncoder, EncoderClassifier
 
 def _classifier(norm: str = "batchnorm") -> EncoderClassifier:
     torch.manual_seed(0)
-    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 10)
+    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 10, image_size=8)
 
 
 @pytest.mark.parametrize("size", [4, 6, 24, 31])
@@ -54,6 +54,15 @@ def test_frozen_blocks_stay_in_eval_mode_so_batchnorm_statistics_do_not_move() -
     model.freeze(None)  # unfreezing hands the block back to train()
     model.train()
     assert frozen_bn.training
+
+
+def test_the_head_reads_the_whole_last_map() -> None:
+    model = _classifier(norm="none")
+    assert model.head[-1].in_features == 8 * 2 * 2  # 8 channels, 8x8 pooled twice
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(model(x), model.head[-1](model.encoder.blocks(x).flatten(1)))
+    with pytest.raises(ConfigError, match="image_size 3 is too small"):
+        EncoderClassifier(ConvEncoder(1, channels=(4, 8)), 10, image_size=3)
 
 
 def test_freeze_refuses_more_blocks_than_the_encoder_has() -> None:

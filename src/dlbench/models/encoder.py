@@ -1,10 +1,12 @@
 """An encoder with a linear head: the model self-supervised pre-training transfers.
 
 The encoder is convolutional blocks (``conv_block``: conv -> norm -> activation -> 2x2
-pool) then a global average pool, so it maps an image of any size to one feature
-vector: the same weights read the small patches of context prediction and the whole
-images of the downstream task. Downstream, ``freeze`` decides how much of the encoder
-trains: none of it (a linear probe on frozen features), its last k blocks, or all.
+pool). Called, it pools its last map globally into one feature vector, for an image of
+any size: that is what the pretext tasks read, from small patches (whose last map is
+1x1 anyway) or whole images. The classifier's linear head reads the whole last map
+instead (flattened, as the digits CNN's does), so where a stroke sits still counts.
+Downstream, ``freeze`` decides how much of the encoder trains: none of it (a linear
+probe on frozen features), its last k blocks, or all of it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dlbench.registry import Named
 
 class ConvEncoder(nn.Module):
     """``len(channels)`` conv blocks, each its own ``nn.Sequential`` in ``blocks`` (the unit
-    fine-tuning counts in), then global average pooling to ``out_features`` numbers."""
+    fine-tuning counts in); ``forward`` averages the last map to ``out_features`` numbers."""
 
     def __init__(
         self,
@@ -52,7 +54,8 @@ class ConvEncoder(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """``encoder`` -> [Dropout] -> Linear ``head``; ``freeze`` fixes part of the encoder.
+    """``encoder.blocks`` -> flatten -> [Dropout] -> Linear ``head`` for ``image_size``
+    images; ``freeze`` fixes part of the encoder.
 
     Frozen blocks stay in eval mode whatever ``train()`` is told, so a frozen encoder is
     a fixed feature extractor: its weights get no gradient and its BatchNorm running
@@ -64,19 +67,26 @@ class EncoderClassifier(nn.Module):
         encoder: ConvEncoder,
         num_classes: int,
         *,
+        image_size: int,
         init: Named = "default",
         dropout: float = 0.0,
     ):
         super().__init__()
         check_dropout(dropout)
+        side = image_size // encoder.smallest_input
+        if side < 1:
+            raise ConfigError(
+                f"image_size {image_size} is too small for the encoder's "
+                f"{len(encoder.blocks)} 2x2 pools"
+            )
         self.encoder = encoder
-        head: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
-        self.head = nn.Sequential(*head, nn.Linear(encoder.out_features, num_classes))
+        head: list[nn.Module] = [nn.Flatten()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        self.head = nn.Sequential(*head, nn.Linear(encoder.out_features * side**2, num_classes))
         self.frozen: list[nn.Module] = []
         initialize(self, INITIALIZERS.create(init))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x))
+        return self.head(self.encoder.blocks(x))
 
     def freeze(self, trainable_blocks: int | None) -> None:
         """Train only the encoder's last ``trainable_blocks`` blocks (0: a linear probe;
