@@ -69,12 +69,14 @@ def find(client: MlflowClient, encoder: str, study: str, seed: int) -> str | Non
 def check_available(cells: Iterable[Cell], uri: str, source: str) -> None:
     """Refuse to start (ConfigError) if a cell's pre-trained encoder does not exist yet,
     naming the study to run first."""
-    client = MlflowClient(uri)
     wanted = {
         (c.settings["encoder"], c.settings["encoder_study"], c.seed)
         for c in cells
         if c.settings.get("encoder", "random") != "random"
     }
+    if not wanted:
+        return  # (and no store is opened, so a refused study writes nothing)
+    client = MlflowClient(uri)
     missing = sorted(w for w in wanted if find(client, *w) is None)
     if missing:
         studies = sorted({study for _, study, _ in missing})
