@@ -11,6 +11,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from dlbench.errors import ConfigError, unknown_message
@@ -35,6 +36,11 @@ class Entry(Generic[T]):
         Positional-only parameters (``params`` of an optimizer, say) are the caller's,
         not hyperparameters, and are left out.
         """
+        return dict(self._keyword_defaults)
+
+    @cached_property
+    def _keyword_defaults(self) -> dict[str, Any]:
+        # Read once: validation asks every entry thousands of times (inspect is slow).
         sig = inspect.signature(self.factory)
         return {
             p.name: p.default
