@@ -35,7 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     studies = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "studies").rglob("*.yaml"))
     commands = {"--help": [*DLBENCH, "--help"], "validate": [*DLBENCH, "validate", *studies]}
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     print(f"command: python benchmarks/startup.py --repeats {args.repeats}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for command in commands.values():

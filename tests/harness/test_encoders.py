@@ -39,7 +39,7 @@ seeds: [1]
 
 
 def _pretext_run(client: MlflowClient, pretext: str, seed: int) -> str:
-    experiment = client.get_experiment_by_name("pre") or None
+    experiment = client.get_experiment_by_name("pre")
     exp_id = experiment.experiment_id if experiment else client.create_experiment("pre")
     run = client.create_run(exp_id, tags={ROLE: "cell", OUTCOME: "completed"})
     client.log_param(run.info.run_id, "pretext", pretext)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dlbench.components import PRETEXTS
-from dlbench.data import (
-    DigitsDataModule,
-)
+from dlbench.data import DigitsDataModule
 from dlbench.errors import ConfigError
 from dlbench.models import (
     CNN,

@@ -48,9 +48,10 @@ class PretextSystem(SupervisedSystem):
         training's random streams are left where they were: val/acc moves with the weights."""
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         train_draws = self._draws
+        fixed = self.seed * 100_003 + batch_idx  # distinct per (seed, batch)
         with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(self.seed * 100_003 + batch_idx)
-            self._draws = torch.Generator().manual_seed(self.seed * 100_003 + batch_idx)
+            torch.manual_seed(fixed)
+            self._draws = torch.Generator().manual_seed(fixed)
             try:
                 yield
             finally:
