@@ -49,6 +49,6 @@ def test_problem_contract(name: str) -> None:
 def test_embedded_problem_data_matches_its_declared_shape(name: str) -> None:
     entry = PROBLEMS.get(name)
     setup = PROBLEMS.create(name, 8, 0, 0.0)
-    x, y = next(iter(setup.datamodule.train_dataloader()))
+    x, y = next(iter(setup.datamodule.loader("train")))
     assert tuple(x.shape[1:]) == entry.flags["input_shape"] and len(x) == 8
     assert setup.model(x).shape[0] == 8

@@ -222,6 +222,22 @@ def test_every_loss_contract(name: str) -> None:
         assert torch.isfinite(module(LOGITS, SOFT))
 
 
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_stacked_loss_is_each_models_own_loss_and_gradient(name: str) -> None:
+    """K models' outputs in one call (models.stacked) give each model's loss and gradient."""
+    module = LOSSES.create(name)
+    output, target = EXAMPLES[LOSSES.get(name).flags["target"]]
+    k = 3
+    outputs = torch.stack([output * (i + 1) for i in range(k)]).requires_grad_(True)
+    targets = torch.stack([target] * k)
+    stacked = module.stacked(outputs, targets)
+    alone = torch.stack([module(o, t) for o, t in zip(outputs, targets, strict=True)])
+    assert_close(stacked, alone)
+    (grad_stacked,) = torch.autograd.grad(stacked.sum(), outputs)
+    (grad_alone,) = torch.autograd.grad(alone.sum(), outputs)
+    assert_close(grad_stacked, grad_alone)
+
+
 def test_registry_is_what_the_tests_cover() -> None:
     assert set(LOSSES.names()) == {"mse", "bce", "cross_entropy", "kl_div", "nll"}
     soft = {e.name for e in LOSSES if e.flags.get("soft_targets")}

@@ -130,7 +130,7 @@ def test_layouts(layout: str, shape: tuple[int, ...], flat: DigitsDataModule) ->
 def test_batch_size_none_is_full_batch() -> None:
     dm = DigitsDataModule(batch_size=None)
     assert dm.batch_size == 1078
-    batches = list(dm.train_dataloader())
+    batches = list(dm.loader("train"))
     assert len(batches) == 1
     xb, yb = batches[0]
     assert xb.shape == (1078, 64)
@@ -139,7 +139,7 @@ def test_batch_size_none_is_full_batch() -> None:
 
 
 def test_train_loader_batches_and_shuffles(flat: DigitsDataModule) -> None:
-    loader = flat.train_dataloader()
+    loader = flat.loader("train")
     assert len(loader) == -(-1078 // 64)  # 17 batches, the last one partial
     sizes = [len(yb) for _, yb in loader]
     assert sizes == [64] * 16 + [1078 - 16 * 64]
@@ -149,9 +149,9 @@ def test_train_loader_batches_and_shuffles(flat: DigitsDataModule) -> None:
 
 
 def test_train_order_depends_on_seed_only() -> None:
-    a = DigitsDataModule(seed=3).train_dataloader()
-    b = DigitsDataModule(seed=3).train_dataloader()
-    c = DigitsDataModule(seed=4).train_dataloader()
+    a = DigitsDataModule(seed=3).loader("train")
+    b = DigitsDataModule(seed=3).loader("train")
+    c = DigitsDataModule(seed=4).loader("train")
     ya = torch.cat([yb for _, yb in a])
     assert torch.equal(ya, torch.cat([yb for _, yb in b]))
     assert not torch.equal(ya, torch.cat([yb for _, yb in c]))

@@ -70,7 +70,7 @@ def test_data_depend_on_data_seed_only(cls: type, extra: dict) -> None:
 def test_run_seed_decides_the_training_order(cls: type, extra: dict) -> None:
     def order(seed: int) -> torch.Tensor:
         return torch.cat(
-            [xb for xb, _ in make(cls, extra, seed=seed, batch_size=16).train_dataloader()]
+            [xb for xb, _ in make(cls, extra, seed=seed, batch_size=16).loader("train")]
         )
 
     assert torch.equal(order(3), order(3))
@@ -201,7 +201,7 @@ def test_adding_problem_baseline_is_one_sixth() -> None:
 def test_full_batch_and_eval_loaders() -> None:
     dm = TwoMoonsDataModule(batch_size=None, **SMALL)
     assert dm.batch_size == 60
-    ((xb, yb),) = list(dm.train_dataloader())
+    ((xb, yb),) = list(dm.loader("train"))
     assert sorted(yb.tolist()) == sorted(dm.tensors["train"][1].tolist())
     ((xb, yb),) = list(dm.val_dataloader())
     assert torch.equal(xb, dm.tensors["val"][0]) and torch.equal(yb, dm.tensors["val"][1])

@@ -27,6 +27,7 @@ import torch
 from torchvision import datasets
 
 from dlbench.components import preprocessing as base
+from dlbench.data import InMemoryLoader
 from dlbench.data.vision import (
     CIFAR10DataModule,
     FashionMNISTDataModule,
@@ -253,14 +254,14 @@ def test_layouts(case: tuple, layout: str) -> None:
 def test_loaders_serve_the_tensors(case: tuple) -> None:
     cls, _, root, _ = case
     dm = loaded(cls, root, batch_size=4)
-    batches = list(dm.train_dataloader())
+    batches = list(dm.loader("train"))
     assert [len(yb) for _, yb in batches] == [4, 4, 4, 3]
     labels = torch.cat([yb for _, yb in batches])
     assert sorted(labels.tolist()) == sorted(dm.tensors["train"][1].tolist())
     ((xb, yb),) = list(dm.test_dataloader())
     assert torch.equal(xb, dm.tensors["test"][0]) and torch.equal(yb, dm.tensors["test"][1])
     full = loaded(cls, root, batch_size=None)
-    assert full.batch_size == len(full.tensors["train"][0]) and len(full.train_dataloader()) == 1
+    assert full.batch_size == len(full.tensors["train"][0]) and len(full.loader("train")) == 1
 
 
 def test_setup_reads_once(case: tuple) -> None:
@@ -439,8 +440,9 @@ def test_trainer_runs_prepare_data_setup_and_the_loaders(case: tuple) -> None:
             seen.append((stage, len(y)))
             return torch.nn.functional.cross_entropy(self.linear(x), y)
 
-        def training_step(self, batch: tuple, _: int) -> torch.Tensor:
-            return self._step("train", batch)
+        def training_step(self, epoch: InMemoryLoader, _: int) -> torch.Tensor:
+            # Lightning hands over one item per epoch, the epoch's loader (data.base).
+            return sum(self._step("train", batch) for batch in epoch)
 
         def validation_step(self, batch: tuple, _: int) -> None:
             self._step("val", batch)

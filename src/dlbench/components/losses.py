@@ -60,15 +60,25 @@ class Loss(nn.Module, abc.ABC):
     target: str = ""
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        return self.compute(*self.check(output, target))
+        return self.per_sample(*self.check(output, target)).mean()
+
+    def stacked(self, output: Tensor, target: Tensor) -> Tensor:
+        """Each of K models' loss, from outputs (K, N, ...) and targets (K, N, ...): (K,).
+
+        One call over all K*N samples (``models.stacked``), not K calls; every model's
+        value is the mean over its own N samples, as ``forward`` gives it alone.
+        """
+        k = output.shape[0]
+        flat = self.check(output.flatten(0, 1), target.flatten(0, 1))
+        return self.per_sample(*flat).view(k, -1).mean(dim=1)
 
     @abc.abstractmethod
     def check(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """The pair, shapes and dtypes checked (and cast) for ``compute``."""
+        """The pair, shapes and dtypes checked (and cast) for ``per_sample``."""
 
     @abc.abstractmethod
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        """The loss of a checked pair."""
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
+        """Each sample's loss (N,) of a checked pair; the loss is their mean."""
 
     def expects(self) -> str:
         return TARGETS[self.target]
@@ -94,8 +104,8 @@ class MSE(Loss):
             raise self.refuse(output, target)
         return output, target
 
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(output, target)
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(output, target, reduction="none").flatten(1).mean(dim=1)
 
 
 class BCE(Loss):
@@ -109,8 +119,8 @@ class BCE(Loss):
         # 0/1 labels may come as integers or booleans; the formula needs floats.
         return output.reshape(n), target.reshape(n).to(output.dtype)
 
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(output, target)
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(output, target, reduction="none")
 
 
 class _OverClasses(Loss):
@@ -134,15 +144,15 @@ class _OverClasses(Loss):
 class CrossEntropy(_OverClasses):
     name, target, soft_targets = "cross_entropy", "class", True
 
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(output, target)
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(output, target, reduction="none")
 
 
 class NLL(_OverClasses):
     name, target = "nll", "class"
 
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.nll_loss(F.log_softmax(output, dim=1), target)
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.nll_loss(F.log_softmax(output, dim=1), target, reduction="none")
 
 
 class KLDiv(_OverClasses):
@@ -150,10 +160,10 @@ class KLDiv(_OverClasses):
 
     name, target, soft_targets = "kl_div", "distribution", True
 
-    def compute(self, output: Tensor, target: Tensor) -> Tensor:
+    def per_sample(self, output: Tensor, target: Tensor) -> Tensor:
         if not target.is_floating_point():
             target = F.one_hot(target, output.shape[1]).to(output.dtype)
-        return F.kl_div(F.log_softmax(output, dim=1), target, reduction="batchmean")
+        return F.kl_div(F.log_softmax(output, dim=1), target, reduction="none").sum(dim=1)
 
 
 @LOSSES.register(

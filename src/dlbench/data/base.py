@@ -5,7 +5,12 @@ A subclass only has to fill ``self.tensors`` with ``{"train", "val", "test"}`` -
 means reading files). This base class then serves them through ``InMemoryLoader``
 on the trainer's device: training batches of ``batch_size``, reshuffled each epoch
 from the run ``seed``; validation and test as one unshuffled batch, since
-evaluation results do not depend on batching. ``standardize`` (in components.preprocessing) is the notes'
+evaluation results do not depend on batching.
+
+Lightning is handed one item per training epoch: the epoch's ``InMemoryLoader``.
+The system runs the epoch's steps itself (``SupervisedSystem.training_step``), so
+Lightning's per-batch machinery (hooks, closures, fetchers: about 1 ms a step,
+several times a small model's arithmetic) runs once an epoch instead of once a step. ``standardize`` (in components.preprocessing) is the notes'
 "normalization with training statistics": every split is shifted and scaled by the
 training split's mean and std, so no statistic of val or test leaks into training.
 """
@@ -17,7 +22,7 @@ from typing import Literal
 import lightning as L
 
 from dlbench.components.preprocessing import Splits
-from dlbench.data.memory import InMemoryLoader
+from dlbench.data.memory import Epochs, InMemoryLoader
 from dlbench.errors import ConfigError
 
 Layout = Literal["flat", "image", "sequence"]
@@ -65,7 +70,8 @@ class InMemoryDataModule(L.LightningDataModule):
         """The shape of one input sample (without the batch dimension)."""
         return tuple(self.tensors["train"][0].shape[1:])
 
-    def _loader(self, split: str) -> InMemoryLoader:
+    def loader(self, split: str) -> InMemoryLoader:
+        """``split``'s batches, on the trainer's device once there is a trainer."""
         if split not in self.tensors:
             raise RuntimeError(f"no {split} data yet: call setup() first (the Trainer does)")
         x, y = self.tensors[split]
@@ -75,11 +81,11 @@ class InMemoryDataModule(L.LightningDataModule):
             loader = InMemoryLoader(x, y, len(x))
         return loader.to(self.trainer.strategy.root_device) if self.trainer else loader
 
-    def train_dataloader(self) -> InMemoryLoader:
-        return self._loader("train")
+    def train_dataloader(self) -> Epochs:
+        return Epochs(self.loader("train"))  # one item per epoch: the epoch itself (see above)
 
     def val_dataloader(self) -> InMemoryLoader:
-        return self._loader("val")
+        return self.loader("val")
 
     def test_dataloader(self) -> InMemoryLoader:
-        return self._loader("test")
+        return self.loader("test")

@@ -52,16 +52,39 @@ class InMemoryLoader:
         n = len(self.x) / self.batch_size
         return math.floor(n) if self.drop_last else math.ceil(n)
 
+    def order(self) -> Tensor | None:
+        """The next epoch's sample order (None: the data's own); advances the generator."""
+        if not self.shuffle:
+            return None
+        return torch.randperm(len(self.x), generator=self._generator).to(self.x.device)
+
+    def slices(self) -> list[slice]:
+        """Each batch's positions in an epoch's order."""
+        n, size = len(self.x), self.batch_size
+        return [slice(i * size, min((i + 1) * size, n)) for i in range(len(self))]
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self._generator).to(self.x.device)
-        else:
-            order = None
-        for i in range(len(self)):
-            sl = slice(i * self.batch_size, min((i + 1) * self.batch_size, n))
+        order = self.order()
+        for sl in self.slices():
             if order is None:
                 yield self.x[sl], self.y[sl]
             else:
                 idx = order[sl]
                 yield self.x[idx], self.y[idx]
+
+
+class Epochs:
+    """What Lightning iterates for training: one item per epoch, the loader itself.
+
+    The system then runs the epoch's batches (``SupervisedSystem.training_step``); a
+    plain list would not do, as Lightning reads a list as several dataloaders.
+    """
+
+    def __init__(self, loader: InMemoryLoader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[InMemoryLoader]:
+        yield self.loader

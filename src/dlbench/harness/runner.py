@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.tracking import MlflowClient
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -23,6 +22,7 @@ from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_
 from dlbench.errors import ConfigError
 from dlbench.harness import encoders
 from dlbench.harness.grid import Cell, expand
+from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
 from dlbench.harness.search import Pruning
 from dlbench.harness.settings import FULL_BATCH
 from dlbench.harness.spec import Objective, StudySpec
@@ -206,7 +206,7 @@ def run_cell(
     start = time.perf_counter()
     L.seed_everything(cell.seed, verbose=False)
     setup, system = build(cell)
-    logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
+    logger = BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
     logger.log_hyperparams({"lr_effective": system.lr})  # lr after the batch-size rule
     if setup.encoder != "random":
         _transfer_encoder(setup, cell.seed, logger.experiment, run_id)

@@ -6,11 +6,16 @@ optional LR scheduler factory. Metrics are per epoch (the unit every report plot
 ``train/loss``, ``val/loss``, ``val/acc`` (classification), then ``test/*``. Per-step
 values are summed on the device and read once an epoch, so training never waits on a
 host-device synchronisation.
+
+One Lightning training step is one whole epoch (the data module hands over the
+epoch's ``InMemoryLoader``, ``data.base``): the system runs the epoch's optimizer
+steps itself (manual optimization), so Lightning's per-step hooks and closures run
+once an epoch. A small model's step costs less than that machinery; epoch-level
+hooks, callbacks, logging and validation are Lightning's as before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from dlbench.components import OPTIMIZERS
 from dlbench.components.augmentations import Augmentation
 from dlbench.components.regularizers import Regularizer
+from dlbench.data.memory import InMemoryLoader
 
 # (optimizer, steps_per_epoch, epochs) -> a scheduler stepped after every optimizer step
 SchedulerFactory = Callable[[Optimizer, int, int], LRScheduler]
@@ -31,6 +37,8 @@ SchedulerFactory = Callable[[Optimizer, int, int], LRScheduler]
 
 class SupervisedSystem(L.LightningModule):
     """model + loss + optimizer (+ regularizer, augmentation, schedule)."""
+
+    automatic_optimization = False  # training_step runs a whole epoch of steps itself
 
     def __init__(
         self,
@@ -55,8 +63,8 @@ class SupervisedSystem(L.LightningModule):
         self.augmentation, self.scheduler_factory = augmentation, scheduler
         self._sums: dict[str, Tensor] = {}
         self._epoch_start = 0.0
-        self._perturbation = contextlib.ExitStack()
-        self._step_lr = lr
+        self._scheduler: LRScheduler | None = None  # built at the first epoch, from its length
+        self._steps = 0  # optimizer steps so far
         # Where the training loss first was not finite; training stops at the end of that
         # epoch. A diverged run is a result (outcome ``diverged``), not a crash. The step
         # is tracked on the device (no per-step sync) and read once per epoch.
@@ -68,23 +76,13 @@ class SupervisedSystem(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def configure_optimizers(self) -> Any:
+    def configure_optimizers(self) -> Optimizer:
         # Frozen parameters (a transferred encoder's, ``EncoderClassifier.freeze``) are
         # left out, so no optimizer state or decoupled weight decay ever touches them.
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = OPTIMIZERS.create(
+        return OPTIMIZERS.create(
             self.optimizer_name, trainable, lr=self.lr, **self.optimizer_hparams
         )
-        if self.scheduler_factory is None:
-            return optimizer
-        epochs = self.trainer.max_epochs
-        steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // epochs)
-        scheduler = self.scheduler_factory(optimizer, steps_per_epoch, epochs)
-        # "step": Lightning would otherwise step it once per epoch, far too slowly.
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
 
     # -- accumulation on the device, read once per epoch -------------------------------
     def _accumulate(self, stage: str, out: Tensor, y: Tensor, loss: Tensor) -> None:
@@ -130,22 +128,30 @@ class SupervisedSystem(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, epoch: InMemoryLoader, batch_idx: int) -> None:
+        """One epoch: every batch's forward, backward, optimizer and schedule step."""
+        optimizer = self.optimizers().optimizer  # torch's own, without Lightning's wrapper
+        if self._scheduler is None and self.scheduler_factory is not None:
+            self._scheduler = self.scheduler_factory(optimizer, len(epoch), self.trainer.max_epochs)
+        for batch in epoch:
+            self._train_step(batch, optimizer)
+
+    def _train_step(self, batch: tuple[Tensor, Tensor], optimizer: Optimizer) -> None:
+        optimizer.zero_grad()
         # Weight noise stays on through forward and backward; it is lifted before the step.
-        self._perturbation.enter_context(self.regularizer.perturb(self.model))
-        loss = self._step("train", batch) + self.regularizer.penalty(self.model)
+        with self.regularizer.perturb(self.model):
+            loss = self._step("train", batch) + self.regularizer.penalty(self.model)
+            loss.backward()
         if self._first_bad is None:
             self._first_bad = torch.tensor(-1, device=loss.device)
         fresh = ~torch.isfinite(loss.detach()) & (self._first_bad < 0)
-        self._first_bad = torch.where(fresh, self.global_step, self._first_bad)
-        return loss
-
-    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        self._perturbation.close()
-        self._step_lr = optimizer.param_groups[0]["lr"]
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.regularizer.after_step(self.model, self._step_lr)
+        self._first_bad = torch.where(fresh, self._steps, self._first_bad)
+        lr = optimizer.param_groups[0]["lr"]  # the lr this step is taken with
+        optimizer.step()
+        if self._scheduler is not None:
+            self._scheduler.step()
+        self.regularizer.after_step(self.model, lr)
+        self._steps += 1
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)

@@ -1,0 +1,208 @@
+"""K cells trained at once: one ``StackedMLP``, one step per batch for all of them.
+
+Each cell keeps what training it alone (``SupervisedSystem``) would give it:
+
+- its initial weights: its model is built from its own seed, as a lone cell's is;
+- its batch order: its data module's loader, shuffled from its seed (inputs are
+  gathered as (K, B, ...) in one indexing op);
+- its optimizer state, learning rate and schedule position;
+- its metrics and its divergence: a cell whose loss stops being finite is marked at
+  that epoch, while the others train on (slices never mix; a NaN stays in its own).
+
+Optimizers: cells with the same optimizer and hyperparameters (the lr aside) share
+one torch optimizer over their slices of the stacked weights; adjacent cells form a
+group. The optimizer runs at lr 1 and each cell's update is then scaled by its own
+lr: every registry optimizer's step is lr times a direction that does not depend on
+lr (tests/systems/test_stacked.py checks each entry), so one step of the stack
+matches K separate steps to float rounding. There are no regularizer hooks,
+augmentation or early stopping here: the harness stacks only cells without them
+(``harness.stacking``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from dlbench.components import OPTIMIZERS
+from dlbench.components.losses import Loss
+from dlbench.components.schedules import Multiplier
+from dlbench.data.memory import InMemoryLoader
+from dlbench.models.stacked import StackedMLP
+
+# (steps_per_epoch, epochs) -> the lr multiplier of each step (schedule x warmup)
+MultiplierFactory = Callable[[int, int], Multiplier]
+
+
+@dataclass(frozen=True)
+class CellOptimizer:
+    """One cell's optimizer: registry name, lr (after any batch-size rule), the rest."""
+
+    name: str
+    lr: float
+    hparams: dict[str, Any]
+
+
+class StackedSystem(L.LightningModule):
+    """The models of K cells, with their optimizers and train loaders, as one system."""
+
+    automatic_optimization = False  # training_step runs a whole epoch (as SupervisedSystem)
+
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        loss: Loss,
+        optimizers: Sequence[CellOptimizer],
+        loaders: Sequence[InMemoryLoader],
+        *,
+        multiplier: MultiplierFactory,
+        classification: bool = True,
+    ):
+        super().__init__()
+        if not len(models) == len(optimizers) == len(loaders):
+            raise ValueError("one optimizer and one loader per model")
+        self.model, self.loss = StackedMLP(models), loss
+        self.cell_optimizers, self.loaders = list(optimizers), list(loaders)
+        self.multiplier_factory, self.classification = multiplier, classification
+        self._multiplier: Multiplier | None = None
+        self._groups: list[tuple[slice, Optimizer, list[nn.Parameter]]] = []
+        self._sums: dict[str, Tensor] = {}
+        self._first_bad: Tensor | None = None
+        self._steps, self._epoch_start = 0, 0.0
+        k = len(models)
+        self.diverged: list[tuple[int, int] | None] = [None] * k  # (epoch, step) per cell
+        self.history: list[dict[str, list[float]]] = [{} for _ in range(k)]
+        self.loggers_per_cell: list[Any] = []  # BufferedMLFlowLogger per cell, if logging
+
+    # -- optimizers: one per group of adjacent cells with equal settings -----------------
+    def configure_optimizers(self) -> list[Optimizer]:
+        # Called once the weights are on their device: the slices below are views of them.
+        self._groups, start = [], 0
+        key = lambda c: (c.name, sorted(c.hparams.items()))  # noqa: E731
+        for (name, hparams), members in groupby(self.cell_optimizers, key=key):
+            where = slice(start, start + len(list(members)))
+            views = [nn.Parameter(p.data[where]) for p in self.model.parameters()]
+            self._groups.append(
+                (where, OPTIMIZERS.create(name, views, lr=1.0, **dict(hparams)), views)
+            )
+            start = where.stop
+        lrs = [c.lr for c in self.cell_optimizers]
+        self._lrs = torch.tensor(lrs, device=self.model.weights[0].device)
+        return [optimizer for _, optimizer, _ in self._groups]
+
+    def _optimizer_step(self) -> None:
+        """Every group's step at lr 1, each cell's update then scaled by its lr."""
+        assert self._multiplier is not None
+        scale = (self._lrs * self._multiplier(self._steps)).view(-1, 1, 1)
+        stacked = list(self.model.parameters())
+        for where, optimizer, views in self._groups:
+            before = [v.detach().clone() for v in views]
+            for view, p in zip(views, stacked, strict=True):
+                view.grad = p.grad[where]
+            optimizer.step()
+            for view, old in zip(views, before, strict=True):
+                view.data.copy_(old.lerp_(view.data, scale[where]))  # old + lr*(step at lr 1)
+
+    # -- training: one Lightning step per epoch ------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, epoch: InMemoryLoader, batch_idx: int) -> None:
+        if self._multiplier is None:
+            self._multiplier = self.multiplier_factory(len(epoch), self.trainer.max_epochs)
+        x, y = epoch.x, epoch.y  # every cell's data is the same; only the order differs
+        orders = [loader.order() for loader in self.loaders]
+        ids = torch.arange(len(x), device=x.device)
+        order = torch.stack([ids if o is None else o.to(x.device) for o in orders])
+        for sl in epoch.slices():
+            idx = order[:, sl]  # (K, B): each cell's own batch
+            self._train_step(x[idx], y[idx])
+
+    def _train_step(self, x: Tensor, y: Tensor) -> None:
+        """One step of every cell, on inputs (K, B, ...) and targets (K, B, ...)."""
+        out = self.model(x)
+        losses = self.loss.stacked(out, y)
+        self._accumulate("train", out, y, losses)
+        for p in self.model.parameters():
+            p.grad = None
+        losses.sum().backward()  # each cell's gradient is its own loss's
+        self._watch(losses)
+        self._optimizer_step()
+        self._steps += 1
+
+    def _watch(self, losses: Tensor) -> None:
+        """Each cell's first step with a non-finite loss, tracked on the device."""
+        if self._first_bad is None:
+            self._first_bad = torch.full_like(losses, -1, dtype=torch.long)
+        fresh = ~torch.isfinite(losses.detach()) & (self._first_bad < 0)
+        self._first_bad = torch.where(fresh, self._steps, self._first_bad)
+
+    # -- evaluation: every cell on the same full batch -----------------------------------
+    def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+        x, y = batch
+        k = self.model.k
+        xs, ys = x.expand(k, *x.shape), y.expand(k, *y.shape)
+        out = self.model(xs)
+        self._accumulate(stage, out, ys, self.loss.stacked(out, ys))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    # -- per-epoch metrics, per cell -----------------------------------------------------
+    def _accumulate(self, stage: str, out: Tensor, y: Tensor, losses: Tensor) -> None:
+        n = out.shape[1]
+        parts = {"loss": losses.detach() * n, "n": torch.full_like(losses, n).detach()}
+        if self.classification:
+            parts["correct"] = (out.argmax(dim=-1) == y).sum(dim=1).to(losses.dtype)
+        for key, value in parts.items():
+            name = f"{stage}/{key}"
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+
+    def _epoch_metrics(self, stage: str) -> list[dict[str, float]]:
+        sums = {k.split("/")[1]: self._sums.pop(k) for k in list(self._sums) if k.startswith(stage)}
+        if not sums:
+            return []
+        keys = sorted(sums)
+        got = dict(zip(keys, torch.stack([sums[k] for k in keys]).tolist(), strict=True))
+        per_cell = [
+            {f"{stage}/loss": loss / n} for loss, n in zip(got["loss"], got["n"], strict=True)
+        ]
+        if "correct" in got:
+            for metrics, correct, n in zip(per_cell, got["correct"], got["n"], strict=True):
+                metrics[f"{stage}/acc"] = correct / n
+        return per_cell
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log(self._epoch_metrics("val"))
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        self._log([{**m, "time/epoch_s": seconds} for m in self._epoch_metrics("train")])
+        if self._first_bad is not None:
+            for k, step in enumerate(self._first_bad.tolist()):
+                if step >= 0 and self.diverged[k] is None:
+                    self.diverged[k] = (self.current_epoch, step)
+        if all(d is not None for d in self.diverged):
+            self.trainer.should_stop = True
+
+    def on_test_epoch_end(self) -> None:
+        self._log(self._epoch_metrics("test"))
+
+    def _log(self, per_cell: list[dict[str, float]]) -> None:
+        for k, metrics in enumerate(per_cell):
+            for key, value in metrics.items():
+                self.history[k].setdefault(key, []).append(value)
+            if self.loggers_per_cell:
+                self.loggers_per_cell[k].log_metrics(metrics, step=self.current_epoch)
