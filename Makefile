@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-workers bench-memory bench-startup bench-perf report ui clean
+.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -68,8 +68,12 @@ bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts p
 
 bench-all: bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on the embedded data (~25 min on 2 cores)
 
-bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop (benchmarks/RESULTS.md)
+bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop, digits MLP and CNN (RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py --study augmentation --arm none
+
+bench-stacking: $(STAMP) ## cells/min: plain loop vs dlbench one at a time vs stacked (--stack auto)
+	$(BIN)/python benchmarks/stacking.py
 
 bench-workers: $(STAMP) ## cells/min of the optimizer smoke study with 1 and 2 CPU workers (RESULTS.md)
 	$(BIN)/python benchmarks/workers.py
@@ -80,7 +84,7 @@ bench-memory: $(STAMP) ## one worker's RSS after 5 cells against after 100 (no g
 bench-startup: $(STAMP) ## seconds for `dlbench --help` (< 1 s) and `dlbench validate` of every study (< 3 s)
 	$(BIN)/python benchmarks/startup.py
 
-bench-perf: bench-startup bench-overhead bench-memory bench-workers ## every performance benchmark, one after another (~12 min)
+bench-perf: bench-startup bench-overhead bench-stacking bench-memory bench-workers ## every performance benchmark, one after another (~15 min)
 
 report: $(STAMP) ## render the report of every study that has runs (reports/<study>/)
 	$(BIN)/dlbench report --all

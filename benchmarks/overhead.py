@@ -1,28 +1,31 @@
 """What does dlbench's harness cost over a plain PyTorch loop, for one cell?
 
-One cell of the optimizer study (studies/optimizers.yaml, digits_mlp, batch 64,
-seed 0) is trained twice, side by side, in one process:
+One cell of a study (by default the optimizer study's sgd arm: digits_mlp, batch 64,
+seed 0; ``--study augmentation --arm none`` is the digits CNN) is trained twice,
+side by side, in one process:
 
 - dlbench: the real sweep path, Tracker.start_cell -> run_cell (Lightning fit + test,
   metrics through MLFlowLogger) -> Tracker.end_cell, into a real MLflow sqlite store
   in a temporary directory. run_cell builds its problem (digits split, standardizing,
   model) itself, so that per-cell work is part of its time.
-- plain: a hand-written loop training the same MLP (same settings, same seed) on the
-  same split tensors, already in memory, with the same batches (InMemoryLoader, same
-  shuffle seed), the same number of steps, val loss + accuracy once per epoch and a
-  final test pass. No logging, no framework.
+- plain: a hand-written loop training the same model (built by the same problem, same
+  seed) on the same split tensors, already in memory, with the same batches
+  (InMemoryLoader, same shuffle seed), the same number of steps, val loss + accuracy
+  once per epoch and a final test pass. No logging, no framework.
 
 Each side is warmed up once, then the two alternate for --repeats rounds (so drift
 in the machine hits both alike) and the medians are compared. The final val accuracy
 of each is printed so a reader can see both trained the same thing.
 
-    python benchmarks/overhead.py                          # sgd cell, 20 epochs, 5 repeats
+    python benchmarks/overhead.py                          # MLP sgd cell, 20 epochs, 5 repeats
+    python benchmarks/overhead.py --study augmentation --arm none   # the digits CNN
     python benchmarks/overhead.py --repeats 1 --epochs 2   # quick sanity check
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import platform
@@ -35,31 +38,29 @@ from pathlib import Path
 import lightning
 import mlflow
 import torch
-from torch import nn
 
-from dlbench.components import OPTIMIZERS
-from dlbench.data import DigitsDataModule
 from dlbench.data.memory import InMemoryLoader
 from dlbench.harness.grid import expand
 from dlbench.harness.runner import run_cell
 from dlbench.harness.spec import load_study
 from dlbench.harness.tracking import Tracker
-from dlbench.models import MLP
+from plain import prepare, train
 
-STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers.yaml"  # absolute: we chdir
+STUDIES = Path(__file__).resolve().parents[1] / "studies"  # absolute: we chdir
 SEED = 0  # the study's first seed; any seed costs the same
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--repeats", type=int, default=5, help="timed rounds per side (median taken)")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
-parser.add_argument("--cell", default="sgd", help="the optimizer arm to run (sgd, adam, ...)")
+parser.add_argument("--study", default="optimizers", help="a study in studies/ (one axis)")
+parser.add_argument("--arm", default="sgd", help="the arm to run (sgd, adam, ...; none, ...)")
 args = parser.parse_args()
 
 # -- the cell, exactly as a sweep would expand it ---------------------------------------------
-spec = load_study(STUDY, overrides=[f"epochs={args.epochs}"])
-cells = [c for c in expand(spec) if c.arm["optimizer"] == args.cell and c.seed == SEED]
+spec = load_study(STUDIES / f"{args.study}.yaml", overrides=[f"epochs={args.epochs}"])
+cells = [c for c in expand(spec) if c.arm_label == args.arm and c.seed == SEED]
 if not cells:
-    sys.exit(f"no cell {args.cell!r}; arms: {', '.join(a.label for a in spec.grid['optimizer'])}")
+    sys.exit(f"no arm {args.arm!r}; arms: {', '.join(sorted({c.arm_label for c in expand(spec)}))}")
 cell = cells[0]
 settings = cell.settings
 
@@ -74,45 +75,14 @@ print(f"load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in os.ge
 print(f"cell: {cell.label} ({cell.id}) {dict(settings)}")
 
 # -- the plain side's data: the same split tensors dlbench trains on, built once -------------
-tensors = DigitsDataModule(batch_size=settings["batch_size"], layout="flat", seed=SEED).tensors
+initial, tensors = prepare(cell)  # the plain side copies this model each time
 steps_per_epoch = len(InMemoryLoader(*tensors["train"], settings["batch_size"]))
 print(f"steps: {args.epochs} epochs x {steps_per_epoch} = {args.epochs * steps_per_epoch}")
 
 
 def plain() -> float:
-    """The same training by hand; returns the last epoch's val accuracy."""
-    torch.manual_seed(SEED)  # run_cell seeds the same way before building the model
-    model = MLP(
-        64, 10, **{k: settings[k] for k in ("width", "depth", "activation", "norm", "init")}
-    )
-    # The registry entry is a one-line torch.optim constructor; used so --cell works for any arm.
-    optimizer = OPTIMIZERS.create(
-        settings["optimizer"], model.parameters(), lr=settings["lr"], **cell.optimizer_hparams
-    )
-    loss_fn = nn.CrossEntropyLoss()
-    train = InMemoryLoader(*tensors["train"], settings["batch_size"], shuffle=True, seed=SEED)
-
-    def evaluate(split: str) -> tuple[float, float]:  # one full batch, as dlbench does
-        x, y = tensors[split]
-        model.eval()
-        with torch.inference_mode():
-            out = model(x)
-            loss, acc = loss_fn(out, y).item(), (out.argmax(1) == y).float().mean().item()
-        model.train()
-        return loss, acc
-
-    for _ in range(settings["epochs"]):
-        total = torch.zeros(())  # train loss summed on the device, read once an epoch
-        for x, y in train:
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(y)
-        _train_loss = total.item() / len(train.x)
-        _val_loss, val_acc = evaluate("val")
-    evaluate("test")
-    return val_acc
+    """The same training by hand (benchmarks/plain.py), from the same initial weights."""
+    return train(cell, copy.deepcopy(initial), tensors)
 
 
 def dlbench_cell(tracker: Tracker, uri: str) -> float:

@@ -31,6 +31,15 @@ Optuna store: runs/<study>/optuna.journal unless --storage is given.
 """
 
 
+def _stack(value: str) -> int:
+    """``--stack``: auto (0) or a count >= 1."""
+    if value == "auto":
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be auto or an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -104,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="torch threads per CPU worker (default: 1: the same numbers at any worker "
         "count, and as fast as more for small models; raise it for big models)",
+    )
+    run.add_argument(
+        "--stack",
+        type=_stack,
+        default=0,
+        metavar="K",
+        help="train up to K cells at once as one stacked model when they differ only in "
+        "seed, init, lr or optimizer (MLPs; the runs stay separate, tagged dlbench.stacked); "
+        "1: one at a time (default: auto, up to 32)",
     )
     run.add_argument(
         "--per-device",
@@ -225,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         per_device=args.per_device,
         threads=args.threads,
+        stack=args.stack,
         retry_failed=args.retry_failed,
         heartbeat=args.heartbeat,
         console=console,

@@ -90,8 +90,8 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
             raise RuntimeError("boom")
         return real(cell, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "run_cell", crash_adam)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    monkeypatch.setattr(worker, "run_cell", crash_adam)  # one model at a time: run_cell
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
     assert [d.outcome for d in done] == ["diverged", "failed"]
     runs = {r.data.params["optimizer"]: r for r in _cell_runs(workdir, "tiny_smoke")}
     assert runs["sgd"].data.tags[OUTCOME] == "diverged" and runs["sgd"].info.status == "FINISHED"
@@ -100,12 +100,14 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     assert runs["adam"].data.tags["dlbench.error"] == "RuntimeError: boom"
     # Both are final: running again does not retry them.
     monkeypatch.setattr(worker, "run_cell", real)
-    assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu") == []
+    assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1) == []
     found = {cell.arm_label: state for cell, state in status.states(spec)}
     assert found == {"sgd": "diverged", "adam": "failed"}
 
     # --retry-failed runs the crashed cell once more (it now completes); diverged stays.
-    again = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", retry_failed=True)
+    again = sweep.run_study(
+        spec, tracking=uri_of(workdir), devices="cpu", retry_failed=True, stack=1
+    )
     assert [(d.cell.arm_label, d.outcome) for d in again] == [("adam", "completed")]
     found = {cell.arm_label: state for cell, state in status.states(spec)}
     assert found == {"sgd": "diverged", "adam": "done"}
@@ -125,7 +127,7 @@ def test_cuda_out_of_memory_fails_the_cell_and_the_worker_carries_on(
         return real(cell, *args, **kwargs)
 
     monkeypatch.setattr(worker, "run_cell", oom_on_sgd)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
     assert [(d.cell.arm_label, d.outcome) for d in done] == [
         ("sgd", "failed"),
         ("adam", "completed"),
@@ -167,6 +169,8 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path)
         "cpu",
         "--tracking-uri",
         uri_of(workdir),
+        "--stack",
+        "1",  # one cell at a time, so the kill can land between cells
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = storage.journal_path("tiny")

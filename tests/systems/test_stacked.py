@@ -49,7 +49,9 @@ def test_stacked_steps_match_separate_steps_for_every_optimizer(name: str) -> No
     alone = copy.deepcopy(models)
     lrs = [0.1, 0.03, 0.01]
     stacked = system(models, [CellOptimizer(name, lr, {}) for lr in lrs])
-    optimizers = [OPTIMIZERS.create(name, m.parameters(), lr=lr) for m, lr in zip(alone, lrs, strict=True)]
+    optimizers = [
+        OPTIMIZERS.create(name, m.parameters(), lr=lr) for m, lr in zip(alone, lrs, strict=True)
+    ]
     loss = nn.CrossEntropyLoss()
     for step in range(3):  # several steps: momentum and moment estimates carry over
         x, y = torch.randn(K, B, 8), torch.randint(0, 4, (K, B))

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.loggers import Logger
 from mlflow.tracking import MlflowClient
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -191,6 +192,28 @@ def effective_lr(cell: Cell, setup: Setup) -> float:
     return scaled_lr(cell.settings["lr"], batch_size, cell.settings["base_batch_size"], rule)
 
 
+def make_trainer(
+    epochs: int,
+    accelerator: str,
+    devices: list[int] | None,
+    logger: Logger | bool,
+    callbacks: list[L.Callback],
+) -> L.Trainer:
+    """The Trainer every cell (and every stack of cells) is fitted by."""
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=devices or 1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,  # the sweep draws one bar for all cells
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
+    )
+
+
 def run_cell(
     cell: Cell,
     objective: Objective,
@@ -208,51 +231,44 @@ def run_cell(
     setup, system = build(cell)
     logger = BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
     logger.log_hyperparams({"lr_effective": system.lr})  # lr after the batch-size rule
-    if setup.encoder != "random":
-        _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
-    trainer = L.Trainer(
-        max_epochs=cell.settings["epochs"],
-        accelerator=accelerator,
-        devices=devices or 1,
-        logger=logger,
-        callbacks=[*system.regularizer.callbacks(), *([pruning] if pruning else [])],
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # the sweep draws one bar for all cells
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
-    )
-    trainer.fit(system, datamodule=setup.datamodule)
-    # The batch size trained with ("full" resolved to the training set's size): reports
-    # plot sensitivity against it.
-    logger.log_hyperparams({"batch_size_effective": setup.datamodule.batch_size})
-    if system.diverged_epoch is not None:
-        return Result(
-            "diverged",
-            seconds=time.perf_counter() - start,
-            error=f"non-finite training loss at step {system.diverged_step} "
-            f"(epoch {system.diverged_epoch})",
-        )
-    if pruning is not None and pruning.pruned_epoch is not None:
-        return Result(
-            "pruned",
-            final={key: values[-1] for key, values in system.history.items()},
-            seconds=time.perf_counter() - start,
-            error=f"pruned by the search after epoch {pruning.pruned_epoch}",
-        )
-    trainer.test(system, datamodule=setup.datamodule, verbose=False)
-    final = {key: values[-1] for key, values in system.history.items()}
-    value = summarize(system.history[objective.metric], objective)
-    if not math.isfinite(value):
-        return Result(
-            "diverged",
-            final=final,
-            seconds=time.perf_counter() - start,
-            error=f"non-finite {objective.metric}",
-        )
-    if setup.pretext is not None:  # what downstream runs of this pretext will load
-        encoders.save(logger.experiment, run_id, setup.model.encoder)
-    return Result("completed", value, final, time.perf_counter() - start)
+    try:
+        if setup.encoder != "random":
+            _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
+        callbacks = [*system.regularizer.callbacks(), *([pruning] if pruning else [])]
+        trainer = make_trainer(cell.settings["epochs"], accelerator, devices, logger, callbacks)
+        trainer.fit(system, datamodule=setup.datamodule)
+        # The batch size trained with ("full" resolved to the training set's size): reports
+        # plot sensitivity against it.
+        logger.log_hyperparams({"batch_size_effective": setup.datamodule.batch_size})
+        if system.diverged_epoch is not None:
+            return Result(
+                "diverged",
+                seconds=time.perf_counter() - start,
+                error=f"non-finite training loss at step {system.diverged_step} "
+                f"(epoch {system.diverged_epoch})",
+            )
+        if pruning is not None and pruning.pruned_epoch is not None:
+            return Result(
+                "pruned",
+                final={key: values[-1] for key, values in system.history.items()},
+                seconds=time.perf_counter() - start,
+                error=f"pruned by the search after epoch {pruning.pruned_epoch}",
+            )
+        trainer.test(system, datamodule=setup.datamodule, verbose=False)
+        final = {key: values[-1] for key, values in system.history.items()}
+        value = summarize(system.history[objective.metric], objective)
+        if not math.isfinite(value):
+            return Result(
+                "diverged",
+                final=final,
+                seconds=time.perf_counter() - start,
+                error=f"non-finite {objective.metric}",
+            )
+        if setup.pretext is not None:  # what downstream runs of this pretext will load
+            encoders.save(logger.experiment, run_id, setup.model.encoder)
+        return Result("completed", value, final, time.perf_counter() - start)
+    finally:
+        logger.flush()  # what a diverged, pruned or crashed cell logged after its fit
 
 
 def _transfer_encoder(setup: Setup, seed: int, client: MlflowClient, run_id: str) -> None:

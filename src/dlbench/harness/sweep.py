@@ -62,6 +62,7 @@ def run_study(
     workers: int | None = None,
     per_device: int = 1,
     threads: int = 1,
+    stack: int = 0,
     retry_failed: bool = False,
     heartbeat: int = storage.HEARTBEAT_INTERVAL,
     console: Console | None = None,
@@ -121,6 +122,7 @@ def run_study(
                 workers=len(slots),
                 heartbeat=heartbeat,
                 launcher_pid=None if in_process else os.getpid(),
+                stack=stack,
             )
 
         if todo and len(slots) == 1:

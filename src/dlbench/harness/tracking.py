@@ -150,9 +150,11 @@ class Tracker:
             self.client.log_text(run.info.run_id, Path(self.spec.source).read_text(), "study.yaml")
         return run.info.run_id
 
-    def start_cell(self, cell: Cell, attempt: int) -> str:
-        """A child run for one attempt at ``cell``, with its params and tags; returns its id."""
+    def start_cell(self, cell: Cell, attempt: int, extra: dict[str, str] | None = None) -> str:
+        """A child run for one attempt at ``cell``, with its params and tags (and ``extra``
+        ones); returns its id."""
         tags = {
+            **(extra or {}),
             PARENT: self.parent_id,
             ROLE: "cell",
             STUDY: cell.study,

@@ -9,6 +9,7 @@ store, so the same loop serves one machine or many.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -17,9 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import optuna
 import torch
+from optuna.trial import Trial
 
-from dlbench.harness import search, storage
+from dlbench.harness import search, stacking, storage
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.runner import Result, run_cell
 from dlbench.harness.spec import StudySpec, load_study
@@ -47,6 +50,7 @@ class Job:
     workers: int
     heartbeat: int
     launcher_pid: int | None = None
+    stack: int = 0  # cells trained at once (systems.stacked): 0 auto, 1 one at a time
 
 
 def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None) -> None:
@@ -65,67 +69,175 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
         for gone, reason in storage.reap(study):
             if storage.MLFLOW_RUN in gone.user_attrs:
                 tracker.abandon(gone.user_attrs[storage.MLFLOW_RUN], reason)
-        if not storage.pending(study, cells.values(), job.retry_before):
+        todo = storage.pending(study, cells.values(), job.retry_before)
+        if not todo:
             return
         trial = storage.claim(study, job.retry_before)
         if trial is None:
             time.sleep(POLL)
             continue
+        claimed = _claim_more(study, cells, trial, len(todo), spec, job)
+        groups = [
+            [(t, c) for t, c in claimed if c in group]
+            for group in stacking.groups([cell for _, cell in claimed])
+        ]
+        # Every claimed trial beats until its group is done, so no other worker takes
+        # a cell that waits here behind another group as abandoned.
+        with contextlib.ExitStack() as beats:
+            for t, _ in claimed:
+                beats.enter_context(storage.heartbeat(study, t))
+            for i, pairs in enumerate(groups):
+                try:
+                    _run_group(study, tracker, spec, job, pairs, on_finish)
+                except (KeyboardInterrupt, SystemExit):
+                    for t, _ in (pair for later in groups[i + 1 :] for pair in later):
+                        storage.release(study, t)
+                    raise
+
+
+Claimed = list[tuple[Trial, Cell]]
+
+
+def _claim_more(
+    study: optuna.Study, cells: dict[str, Cell], first: Trial, todo: int, spec: StudySpec, job: Job
+) -> Claimed:
+    """``first`` and, room permitting, more waiting cells to stack with it (``stacking``)."""
+    claimed: Claimed = []
+    trial: Trial | None = first
+    room = 1 if spec.search else stacking.limit(job.stack, todo, job.workers)
+    while trial is not None:
         cell = cells.get(trial.user_attrs[CELL])
         if cell is None:  # queued by a run of a different version of the study file
             storage.release(study, trial, "not a cell of this study file")
-            continue
-        tuning = pruning = None
-        if spec.search and cell.trial is not None:
-            tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
-            cell, tuned = search.suggest(tuning, spec.search, cell)
-            pruning = search.Pruning(tuned, spec.objective.metric)
-        run_id = tracker.start_cell(cell, storage.attempt_number(study, cell.id))
+        else:
+            claimed.append((trial, cell))
+        if len(claimed) >= room:
+            break
+        trial = storage.claim(study, job.retry_before)
+    return claimed
+
+
+def _run_group(
+    study: optuna.Study,
+    tracker: Tracker,
+    spec: StudySpec,
+    job: Job,
+    pairs: Claimed,
+    on_finish: Callable[[], None],
+) -> None:
+    """Train cells of one stacking key together, or one by one saying why not."""
+    if len(pairs) == 1:
+        note = (
+            "stacking is off (--stack 1)"
+            if job.stack == 1
+            else (
+                "search trials are tuned one at a time"
+                if spec.search
+                else "no other waiting cell differed only in seed, init, lr or optimizer"
+            )
+        )
+        _run_one(study, tracker, spec, job, *pairs[0], note, on_finish)
+        return
+    stack = stacking.prepare([cell for _, cell in pairs])
+    if isinstance(stack, str):
+        for trial, cell in pairs:
+            _run_one(study, tracker, spec, job, trial, cell, stack, on_finish)
+        return
+    tags = {stacking.STACKED: str(len(pairs))}
+    run_ids = [
+        tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags) for _, cell in pairs
+    ]
+    for (trial, _), run_id in zip(pairs, run_ids, strict=True):
         trial.set_user_attr(storage.MLFLOW_RUN, run_id)
-        try:
-            with storage.heartbeat(study, trial):
-                result = _attempt(cell, spec, job, run_id, pruning)
-        except (KeyboardInterrupt, SystemExit):
+    try:
+        results = _guarded(
+            lambda: stacking.run_stack(
+                stack,
+                spec.objective,
+                run_ids=run_ids,
+                tracking_uri=job.tracking,
+                accelerator=job.accelerator,
+                devices=job.devices,
+            ),
+            len(pairs),
+        )
+    except (KeyboardInterrupt, SystemExit):
+        for (trial, _), run_id in zip(pairs, run_ids, strict=True):
             tracker.abandon(run_id, "interrupted by the user")
             storage.release(study, trial)
-            if tuning is not None:
-                search.conclude(tuning, pruning.trial, "failed", None)
-            raise
-        if tuning is not None:
-            search.conclude(tuning, pruning.trial, result.outcome, result.objective)
-        tracker.end_cell(run_id, result.outcome, result.objective, result.error)
-        storage.finish(
-            study,
-            trial,
-            result.outcome,
-            result.objective,
-            seconds=result.seconds,
-            error=result.error,
-        )
+        raise
+    for (trial, _), run_id, result in zip(pairs, run_ids, results, strict=True):
+        _record(study, tracker, trial, run_id, result)
         on_finish()
 
 
-def _attempt(
-    cell: Cell, spec: StudySpec, job: Job, run_id: str, pruning: search.Pruning | None
-) -> Result:
-    """One cell's result; a crash becomes ``failed`` with the error, and the worker goes on."""
+def _run_one(
+    study: optuna.Study,
+    tracker: Tracker,
+    spec: StudySpec,
+    job: Job,
+    trial: Trial,
+    cell: Cell,
+    note: str,
+    on_finish: Callable[[], None],
+) -> None:
+    """Train one cell alone (tuned first, in search mode)."""
+    tuning = pruning = None
+    if spec.search and cell.trial is not None:
+        tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
+        cell, tuned = search.suggest(tuning, spec.search, cell)
+        pruning = search.Pruning(tuned, spec.objective.metric)
+    tags = {stacking.STACKED: "1", stacking.NOTE: note}
+    run_id = tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags)
+    trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     try:
-        return run_cell(
-            cell,
-            spec.objective,
-            run_id=run_id,
-            tracking_uri=job.tracking,
-            accelerator=job.accelerator,
-            devices=job.devices,
-            pruning=pruning,
+        (result,) = _guarded(
+            lambda: [
+                run_cell(
+                    cell,
+                    spec.objective,
+                    run_id=run_id,
+                    tracking_uri=job.tracking,
+                    accelerator=job.accelerator,
+                    devices=job.devices,
+                    pruning=pruning,
+                )
+            ],
+            1,
         )
+    except (KeyboardInterrupt, SystemExit):
+        tracker.abandon(run_id, "interrupted by the user")
+        storage.release(study, trial)
+        if tuning is not None:
+            search.conclude(tuning, pruning.trial, "failed", None)
+        raise
+    if tuning is not None:
+        search.conclude(tuning, pruning.trial, result.outcome, result.objective)
+    _record(study, tracker, trial, run_id, result)
+    on_finish()
+
+
+def _record(
+    study: optuna.Study, tracker: Tracker, trial: Trial, run_id: str, result: Result
+) -> None:
+    tracker.end_cell(run_id, result.outcome, result.objective, result.error)
+    storage.finish(
+        study, trial, result.outcome, result.objective, seconds=result.seconds, error=result.error
+    )
+
+
+def _guarded(train: Callable[[], list[Result]], cells: int) -> list[Result]:
+    """``train``'s results; a crash makes each cell ``failed`` with the error, and the
+    worker goes on."""
+    try:
+        return train()
     except torch.cuda.OutOfMemoryError as err:
-        # Free what the failed cell held, so the next one starts with a clean device.
+        # Free what the failed cells held, so the next ones start with a clean device.
         gc.collect()
         torch.cuda.empty_cache()
-        return Result("failed", error=f"CUDA out of memory: {err}".splitlines()[0])
+        return [Result("failed", error=f"CUDA out of memory: {err}".splitlines()[0])] * cells
     except Exception as err:
-        return Result("failed", error=f"{type(err).__name__}: {err}")
+        return [Result("failed", error=f"{type(err).__name__}: {err}")] * cells
 
 
 def _launcher_alive(job: Job) -> bool:

@@ -1,0 +1,99 @@
+"""Cells per minute: the plain one-model loop, dlbench one cell at a time, dlbench stacked.
+
+The optimizer study on the digits MLP (studies/optimizers.yaml: 7 optimizers, here
+with --seeds seeds each, 20 epochs) is trained three ways, in one process, each on
+both cores (torch threads = 2):
+
+- plain: benchmarks/plain.py's hand-written loop, one cell after another;
+- dlbench --stack 1: the real sweep (Optuna journal, MLflow sqlite store, Lightning),
+  one model at a time;
+- dlbench --stack auto: the same sweep, cells that differ only in seed, init, lr or
+  optimizer trained K at a time (systems.stacked; K chosen by the worker).
+
+Each dlbench sweep runs in a fresh temporary directory, so it trains every cell; its
+time counts from the call to the settled study (stores opened, runs written), not
+process start-up (benchmarks/startup.py measures that). The mean final val accuracy
+of each way is printed: stacking trains the same models, so it should match.
+
+    python benchmarks/stacking.py                # 10 seeds: 70 cells per way
+    python benchmarks/stacking.py --seeds 3      # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+
+from dlbench.harness import stacking
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
+from dlbench.harness.sweep import run_study
+from plain import prepare, train
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers.yaml"
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--seeds", type=int, default=10, help="seeds per optimizer")
+parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
+args = parser.parse_args()
+
+torch.set_num_threads(2)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+seeds = list(range(args.seeds))
+spec = load_study(STUDY, overrides=[f"epochs={args.epochs}", f"seeds={seeds}"])
+cells = expand(spec)
+print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+print(f"cells: {len(cells)} ({spec.name}, {args.epochs} epochs, seeds 0-{args.seeds - 1})")
+
+
+def plain() -> list[float]:
+    prepared = [prepare(cell) for cell in cells]  # models and data built before the clock
+    start = time.perf_counter()
+    accs = [
+        train(cell, model, tensors) for cell, (model, tensors) in zip(cells, prepared, strict=True)
+    ]
+    return [time.perf_counter() - start, *accs]
+
+
+def sweep(stack: int) -> list[float]:
+    home = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="dlbench-stacking-") as tmp:
+        os.chdir(tmp)
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        start = time.perf_counter()
+        run_study(spec, tracking=uri, devices="cpu", threads=2, stack=stack)
+        seconds = time.perf_counter() - start
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+        cell_runs = [r for r in runs if stacking.STACKED in r.data.tags]
+        sizes = sorted({int(r.data.tags[stacking.STACKED]) for r in cell_runs})
+        print(f"  --stack {stack or 'auto'}: stack sizes {sizes}")
+        os.chdir(home)
+        return [seconds, *(r.data.metrics["val/acc"] for r in cell_runs)]
+
+
+ways = {
+    "plain loop": plain,
+    "dlbench --stack 1": lambda: sweep(1),
+    "dlbench --stack auto": lambda: sweep(0),
+}
+results = {name: fn() for name, fn in ways.items()}
+base = len(cells) / results["plain loop"][0] * 60
+print("\n| way | seconds | cells/min | vs plain | mean val/acc |")
+print("|---|---:|---:|---:|---:|")
+for name, (seconds, *accs) in results.items():
+    rate = len(cells) / seconds * 60
+    print(
+        f"| {name} | {seconds:.1f} | {rate:.0f} | {rate / base:.2f}x | {statistics.mean(accs):.4f} |"
+    )
+print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -1,0 +1,102 @@
+"""Stacking in the sweep: which cells go together, same results as alone, tags that say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_STUDY, uri_of, write_study
+from dlbench.harness import stacking
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
+from dlbench.harness.sweep import run_study
+from dlbench.records import ARM, OUTCOME, ROLE
+
+
+def _runs(folder: Path, study: str) -> list:
+    client = MlflowClient(uri_of(folder))
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.data.tags[ROLE] == "cell"]
+
+
+def test_cells_that_differ_in_seed_init_lr_or_optimizer_share_a_key(tmp_path: Path) -> None:
+    study = TINY_STUDY.replace("grid:\n", "grid:\n  batch_size: [64, 128]\n").replace(
+        ", batch_size: 128}", "}"
+    )
+    cells = expand(load_study(write_study(tmp_path, study)))
+    groups = stacking.groups(cells)
+    assert len(cells) == 8 and len(groups) == 2  # one per batch size
+    for group in groups:
+        assert len({c.settings["batch_size"] for c in group}) == 1
+        assert {c.settings["optimizer"] for c in group} == {"sgd", "adam"}
+
+
+@pytest.mark.parametrize(
+    ("stack", "pending", "workers", "expected"),
+    [(0, 100, 1, stacking.AUTO), (0, 10, 2, 5), (1, 100, 1, 1), (4, 3, 1, 3), (8, 100, 4, 8)],
+)
+def test_limit_leaves_every_worker_a_share(
+    stack: int, pending: int, workers: int, expected: int
+) -> None:
+    assert stacking.limit(stack, pending, workers) == expected
+
+
+def test_the_grid_trains_as_one_stack_and_the_hot_arm_still_diverges(grid_run: Path) -> None:
+    runs = _runs(grid_run, "grid2")
+    assert len(runs) == 12
+    assert {r.data.tags[stacking.STACKED] for r in runs} == {"12"}
+    hot = [r for r in runs if r.data.tags[ARM + "optimizer"] == "sgd-hot"]
+    assert {r.data.tags[OUTCOME] for r in hot} == {"diverged"}
+    rest = [r for r in runs if r not in hot]
+    assert {r.data.tags[OUTCOME] for r in rest} == {"completed"}
+    assert all(r.data.metrics["val/acc"] > 0.5 for r in rest)
+
+
+def test_stacked_cells_log_what_they_log_alone(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_study(workdir, TINY_STUDY)
+    curves = {}
+    for stack, folder in ((0, workdir / "stacked"), (1, workdir / "alone")):
+        folder.mkdir()
+        monkeypatch.chdir(folder)  # each its own Optuna journal (runs/) too
+        run_study(load_study(path), tracking=uri_of(folder), devices="cpu", stack=stack)
+        client = MlflowClient(uri_of(folder))
+        for run in _runs(folder, "tiny"):
+            history = client.get_metric_history(run.info.run_id, "val/loss")
+            curves.setdefault(run.info.run_name, []).append([m.value for m in history])
+            assert run.data.tags[stacking.STACKED] == ("4" if stack == 0 else "1")
+            assert run.data.params["lr_effective"] and run.data.metrics["test/acc"] > 0.1
+    assert len(curves) == 4
+    for stacked, alone in curves.values():
+        assert len(stacked) == 2 and stacked == pytest.approx(alone, abs=1e-5)
+
+
+def test_cells_that_cannot_stack_train_alone_and_say_why(workdir: Path) -> None:
+    study = TINY_STUDY.replace("batch_size: 128}", "batch_size: 128, regularizer: l2}")
+    path = write_study(workdir, study.replace("seeds: [0, 1]", "seeds: [0]"))
+    run_study(load_study(path), tracking=uri_of(workdir), devices="cpu")
+    runs = _runs(workdir, "tiny")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.data.tags[stacking.STACKED] == "1"
+        assert "regularizer 'l2' acts on each training step" in run.data.tags[stacking.NOTE]
+        assert run.data.tags[OUTCOME] == "completed"
+
+
+def test_a_crashed_stack_fails_each_of_its_cells_and_the_sweep_goes_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(stacking, "run_stack", boom)
+    spec = load_study(write_study(workdir, TINY_STUDY))
+    done = run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    assert [d.outcome for d in done] == ["failed"] * 4
+    runs = _runs(workdir, "tiny")
+    assert {r.data.tags["dlbench.error"] for r in runs} == {"RuntimeError: boom"}
+    assert {r.info.status for r in runs} == {"FAILED"}
