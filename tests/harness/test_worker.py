@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
@@ -94,7 +95,8 @@ def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Pat
     assert killed[0].info.status == "KILLED" and "stopped" in killed[0].data.tags[ERROR]
     assert len({r.data.tags[storage.PID] for r in _runs(workdir, "tiny")}) == 2  # both worked
 
-    # Determinism: the same cells in one in-process worker give identical metrics.
+    # Determinism: the same cells in one in-process worker give the same metrics (to
+    # float rounding: two workers stack 2 cells each, one stacks all 4).
     alone = workdir / "alone"
     alone.mkdir()
     os.chdir(alone)
@@ -102,7 +104,9 @@ def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Pat
     by_cell = {r.data.tags[CELL]: r.data.metrics for r in _runs(alone, "tiny")}
     for run in completed:
         for key in ("train/loss", "val/loss", "val/acc", "test/acc"):
-            assert run.data.metrics[key] == by_cell[run.data.tags[CELL]][key], key
+            assert run.data.metrics[key] == pytest.approx(
+                by_cell[run.data.tags[CELL]][key], rel=1e-5
+            ), key
 
 
 def test_a_killed_multi_worker_run_resumes_with_one_worker(workdir: Path) -> None:
