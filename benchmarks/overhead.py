@@ -55,6 +55,8 @@ parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the
 parser.add_argument("--study", default="optimizers", help="a study in studies/ (one axis)")
 parser.add_argument("--arm", default="sgd", help="the arm to run (sgd, adam, ...; none, ...)")
 args = parser.parse_args()
+# CPU figures: neither side sees a GPU, as a sweep's CPU worker (harness.devices.hidden_gpus)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 # -- the cell, exactly as a sweep would expand it ---------------------------------------------
 spec = load_study(STUDIES / f"{args.study}.yaml", overrides=[f"epochs={args.epochs}"])

@@ -45,6 +45,8 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--seeds", type=int, default=10, help="seeds per optimizer")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
 args = parser.parse_args()
+# CPU figures: neither side sees a GPU, as a sweep's CPU worker (harness.devices.hidden_gpus)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 torch.set_num_threads(2)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)

@@ -328,3 +328,11 @@ def test_registry_is_what_the_tests_cover() -> None:
 def test_lr_must_be_given() -> None:
     with pytest.raises(TypeError):
         OPTIMIZERS.create("sgd", [nn.Parameter(torch.zeros(1))])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_every_optimizer_with_a_fused_kernel_uses_it(name: str) -> None:
+    """Fused steps are 2-3x faster for small models (benchmarks/RESULTS.md); the formula
+    tests above run through them."""
+    optimizer = OPTIMIZERS.create(name, [nn.Parameter(torch.zeros(3))], lr=0.1)
+    assert bool(optimizer.defaults.get("fused")) is (name != "rmsprop")  # torch has none for it

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from dlbench.errors import ConfigError
-from dlbench.harness.devices import plan
+from dlbench.harness.devices import hidden_gpus, plan
 
 
 def _gpus(slots) -> list[str]:
@@ -70,3 +73,27 @@ def test_impossible_plans_are_config_errors(
             threads=threads,
         )
     assert all(word in str(err.value) for word in words), str(err.value)
+
+
+@pytest.mark.parametrize("before", [None, "0,1"])
+def test_a_cpu_slot_in_this_process_hides_the_gpus_until_it_is_done(
+    before: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if before is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", before)
+    (slot,) = plan("cpu", workers=None, per_device=1, gpu_count=2, cores=2)
+    with hidden_gpus(slot):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+        assert not torch.cuda.is_available()
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == before
+
+
+def test_a_gpu_slot_in_this_process_keeps_every_gpu_visible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    slot = plan("1", workers=None, per_device=1, gpu_count=2, cores=2)[0]
+    with hidden_gpus(slot):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"

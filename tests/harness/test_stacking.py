@@ -32,6 +32,13 @@ def test_cells_that_differ_in_seed_init_lr_or_optimizer_share_a_key(tmp_path: Pa
     for group in groups:
         assert len({c.settings["batch_size"] for c in group}) == 1
         assert {c.settings["optimizer"] for c in group} == {"sgd", "adam"}
+        # one run per optimizer (the stack steps each run with one torch optimizer),
+        # the expanded (claim) order kept within a run
+        names = [c.settings["optimizer"] for c in group]
+        assert names == sorted(names)
+        for name in ("adam", "sgd"):
+            run = [c for c in group if c.settings["optimizer"] == name]
+            assert run == [c for c in cells if c in run]
 
 
 @pytest.mark.parametrize(

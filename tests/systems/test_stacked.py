@@ -79,7 +79,9 @@ def test_cells_with_different_optimizers_form_groups_and_keep_their_hyperparamet
     models = mlps(4)
     alone = copy.deepcopy(models)
     stacked = system(models, cells)
-    assert [where for where, _, _ in stacked._groups] == [slice(0, 2), slice(2, 3), slice(3, 4)]
+    assert [g.where for g in stacked._groups] == [slice(0, 2), slice(2, 3), slice(3, 4)]
+    # the first group's lrs differ (step at 1, rescale); the others step at their lr
+    assert [g.lr for g in stacked._groups] == [None, 0.1, 0.01]
     x, y = torch.randn(4, B, 8), torch.randint(0, 4, (4, B))
     for _ in range(2):
         stacked._train_step(x, y)

@@ -18,7 +18,9 @@ with simulated machines.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dlbench.errors import ConfigError
@@ -40,6 +42,30 @@ class Slot:
     def label(self) -> str:
         gpu = self.env.get("CUDA_VISIBLE_DEVICES")
         return f"worker {self.index} (gpu {gpu})" if gpu else f"worker {self.index} (cpu)"
+
+
+@contextlib.contextmanager
+def hidden_gpus(slot: Slot) -> Iterator[None]:
+    """A CPU slot's view of the GPUs (none) for a worker running in this process.
+
+    Lightning makes torch ask NVML whether CUDA is available, and torch's optimizers
+    ask before every step: where no GPU was ever initialized the answer is not cached,
+    so each step pays a library load (about 0.15 ms, 50 ms over a 340-step cell). With
+    ``CUDA_VISIBLE_DEVICES`` empty, as worker processes of CPU slots start, the answer
+    comes from the environment. Restored afterwards; a GPU slot is left as it is.
+    """
+    if slot.accelerator != CPU:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def usable_cores() -> int:

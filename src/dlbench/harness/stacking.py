@@ -63,11 +63,20 @@ def key(cell: Cell) -> tuple[Any, ...]:
 
 
 def groups(cells: Sequence[Cell]) -> list[list[Cell]]:
-    """``cells`` split by ``key``, each group in claim order, groups by first member."""
+    """``cells`` split by ``key``, groups in order of their first member.
+
+    Within a group, cells with one optimizer setting come next to each other (else in
+    claim order): the stack steps each run of them with one torch optimizer, so an
+    interleaved claim (sgd s0, adam s0, sgd s1, ...) would cost one optimizer per cell.
+    """
     found: dict[tuple[Any, ...], list[Cell]] = {}
     for cell in cells:
         found.setdefault(key(cell), []).append(cell)
-    return list(found.values())
+    return [sorted(group, key=_optimizer) for group in found.values()]
+
+
+def _optimizer(cell: Cell) -> tuple[str, str]:
+    return cell.settings["optimizer"], repr(sorted(cell.optimizer_hparams.items()))
 
 
 def _refusal(cell: Cell, setup: Setup, system: SupervisedSystem) -> str | None:

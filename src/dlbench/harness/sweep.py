@@ -126,7 +126,8 @@ def run_study(
             )
 
         if todo and len(slots) == 1:
-            worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
+            with device_plan.hidden_gpus(slots[0]):
+                worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
         elif todo:
             _run_processes([job(slot, False) for slot in slots], slots, logs, monitor, console)
         monitor.poll()

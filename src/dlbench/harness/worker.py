@@ -77,8 +77,9 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
             time.sleep(POLL)
             continue
         claimed = _claim_more(study, cells, trial, len(todo), spec, job)
+        trials = {cell.id: t for t, cell in claimed}
         groups = [
-            [(t, c) for t, c in claimed if c in group]
+            [(trials[c.id], c) for c in group]
             for group in stacking.groups([cell for _, cell in claimed])
         ]
         # Every claimed trial beats until its group is done, so no other worker takes

@@ -11,12 +11,13 @@ Each cell keeps what training it alone (``SupervisedSystem``) would give it:
 
 Optimizers: cells with the same optimizer and hyperparameters (the lr aside) share
 one torch optimizer over their slices of the stacked weights; adjacent cells form a
-group. The optimizer runs at lr 1 and each cell's update is then scaled by its own
-lr: every registry optimizer's step is lr times a direction that does not depend on
-lr (tests/systems/test_stacked.py checks each entry), so one step of the stack
-matches K separate steps to float rounding. There are no regularizer hooks,
-augmentation or early stopping here: the harness stacks only cells without them
-(``harness.stacking``).
+group (``harness.stacking`` puts them next to each other). A group whose cells share
+an lr steps at it, as each would alone. A group whose lrs differ steps at lr 1 and
+each cell's update is then scaled by its own lr: every registry optimizer's step is
+lr times a direction that does not depend on lr (tests/systems/test_stacked.py checks
+each entry), so one step of the stack matches K separate steps to float rounding.
+There are no regularizer hooks, augmentation or early stopping here: the harness
+stacks only cells without them (``harness.stacking``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ from dlbench.models.stacked import StackedMLP
 
 # (steps_per_epoch, epochs) -> the lr multiplier of each step (schedule x warmup)
 MultiplierFactory = Callable[[int, int], Multiplier]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Adjacent cells with one optimizer setting: one torch optimizer over their slices."""
+
+    where: slice
+    optimizer: Optimizer
+    views: list[nn.Parameter]
+    lr: float | None  # the cells' lr when they share it, else None (step at 1, rescale)
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ class StackedSystem(L.LightningModule):
         self.cell_optimizers, self.loaders = list(optimizers), list(loaders)
         self.multiplier_factory, self.classification = multiplier, classification
         self._multiplier: Multiplier | None = None
-        self._groups: list[tuple[slice, Optimizer, list[nn.Parameter]]] = []
+        self._groups: list[_Group] = []
         self._sums: dict[str, Tensor] = {}
         self._first_bad: Tensor | None = None
         self._steps, self._epoch_start = 0, 0.0
@@ -90,26 +101,39 @@ class StackedSystem(L.LightningModule):
         for (name, hparams), members in groupby(self.cell_optimizers, key=key):
             where = slice(start, start + len(list(members)))
             views = [nn.Parameter(p.data[where]) for p in self.model.parameters()]
-            self._groups.append(
-                (where, OPTIMIZERS.create(name, views, lr=1.0, **dict(hparams)), views)
+            lrs = {c.lr for c in self.cell_optimizers[where]}
+            lr = lrs.pop() if len(lrs) == 1 else None  # one lr: the optimizer runs at it
+            optimizer = OPTIMIZERS.create(
+                name, views, lr=1.0 if lr is None else lr, **dict(hparams)
             )
+            self._groups.append(_Group(where, optimizer, views, lr))
             start = where.stop
-        lrs = [c.lr for c in self.cell_optimizers]
-        self._lrs = torch.tensor(lrs, device=self.model.weights[0].device)
-        return [optimizer for _, optimizer, _ in self._groups]
+        # Cells of a group whose lrs differ step at lr 1 and have their update scaled
+        # by their lr afterwards; the others' updates are left as they are (weight 1).
+        weight = [
+            c.lr if g.lr is None else 1.0
+            for g in self._groups
+            for c in self.cell_optimizers[g.where]
+        ]
+        self._weight = torch.tensor(weight, device=self.model.weights[0].device).view(-1, 1, 1)
+        self._rescale = any(g.lr is None for g in self._groups)
+        return [g.optimizer for g in self._groups]
 
     def _optimizer_step(self) -> None:
-        """Every group's step at lr 1, each cell's update then scaled by its lr."""
+        """Every group's step; then one rescale of all cells if some group's lrs differ."""
         assert self._multiplier is not None
-        scale = (self._lrs * self._multiplier(self._steps)).view(-1, 1, 1)
+        multiplier = self._multiplier(self._steps)
         stacked = list(self.model.parameters())
-        for where, optimizer, views in self._groups:
-            before = [v.detach().clone() for v in views]
-            for view, p in zip(views, stacked, strict=True):
-                view.grad = p.grad[where]
-            optimizer.step()
-            for view, old in zip(views, before, strict=True):
-                view.data.copy_(old.lerp_(view.data, scale[where]))  # old + lr*(step at lr 1)
+        before = [p.detach().clone() for p in stacked] if self._rescale else []
+        for group in self._groups:
+            for view, p in zip(group.views, stacked, strict=True):
+                view.grad = p.grad[group.where]
+            for options in group.optimizer.param_groups:  # the schedule, as LambdaLR sets it
+                options["lr"] = (1.0 if group.lr is None else group.lr) * multiplier
+            group.optimizer.step()
+        if self._rescale:
+            for p, old in zip(stacked, before, strict=True):
+                p.data.copy_(old.lerp_(p.data, self._weight))  # old + lr*(step at lr*multiplier)
 
     # -- training: one Lightning step per epoch ------------------------------------------
     def on_train_epoch_start(self) -> None:
