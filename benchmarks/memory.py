@@ -3,7 +3,11 @@ after 100, through the real worker loop (Optuna journal storage, MLflow sqlite s
 Lightning fit per cell). Target: no growth beyond 10%, i.e. nothing MLflow, Lightning,
 Optuna or dlbench caches accumulates per cell. Also prints the peak RSS of the worker.
 
-    python benchmarks/memory.py [--cells 100] [--epochs 2]
+By default each cell is its own Lightning fit (``--stack 1``, as for cells that cannot
+stack): 100 fits, the most chances to leak. ``--stack 0`` lets the worker stack them
+(systems.stacked), as a sweep of this study would by default.
+
+    python benchmarks/memory.py [--cells 100] [--epochs 2] [--stack 1]
 """
 
 from __future__ import annotations
@@ -34,11 +38,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--stack", type=int, default=1, help="cells per fit (0: auto)")
     args = parser.parse_args()
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    print(f"command: python benchmarks/memory.py --cells {args.cells} --epochs {args.epochs}")
+    print(
+        f"command: python benchmarks/memory.py --cells {args.cells} --epochs {args.epochs} "
+        f"--stack {args.stack}"
+    )
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     rss: list[float] = []  # MiB after each cell
     with tempfile.TemporaryDirectory() as folder:
@@ -62,6 +70,7 @@ def main() -> None:
             retry_before=0,
             workers=1,
             heartbeat=storage.HEARTBEAT_INTERVAL,
+            stack=args.stack,
         )
         start = time.perf_counter()
         worker.work(spec, job, on_finish=lambda: rss.append(resident_mib()))

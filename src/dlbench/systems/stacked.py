@@ -38,6 +38,7 @@ from dlbench.components.losses import Loss
 from dlbench.components.schedules import Multiplier
 from dlbench.data.memory import InMemoryLoader
 from dlbench.models.stacked import StackedMLP
+from dlbench.systems.supervised import Batch, summarize_epoch
 
 # (steps_per_epoch, epochs) -> the lr multiplier of each step (schedule x warmup)
 MultiplierFactory = Callable[[int, int], Multiplier]
@@ -85,8 +86,7 @@ class StackedSystem(L.LightningModule):
         self.multiplier_factory, self.classification = multiplier, classification
         self._multiplier: Multiplier | None = None
         self._groups: list[_Group] = []
-        self._sums: dict[str, Tensor] = {}
-        self._first_bad: Tensor | None = None
+        self._batches: dict[str, list[Batch]] = {}  # per stage, read once per epoch
         self._steps, self._epoch_start = 0, 0.0
         k = len(models)
         self.diverged: list[tuple[int, int] | None] = [None] * k  # (epoch, step) per cell
@@ -158,16 +158,8 @@ class StackedSystem(L.LightningModule):
         for p in self.model.parameters():
             p.grad = None
         losses.sum().backward()  # each cell's gradient is its own loss's
-        self._watch(losses)
         self._optimizer_step()
         self._steps += 1
-
-    def _watch(self, losses: Tensor) -> None:
-        """Each cell's first step with a non-finite loss, tracked on the device."""
-        if self._first_bad is None:
-            self._first_bad = torch.full_like(losses, -1, dtype=torch.long)
-        fresh = ~torch.isfinite(losses.detach()) & (self._first_bad < 0)
-        self._first_bad = torch.where(fresh, self._steps, self._first_bad)
 
     # -- evaluation: every cell on the same full batch -----------------------------------
     def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
@@ -185,44 +177,30 @@ class StackedSystem(L.LightningModule):
 
     # -- per-epoch metrics, per cell -----------------------------------------------------
     def _accumulate(self, stage: str, out: Tensor, y: Tensor, losses: Tensor) -> None:
-        n = out.shape[1]
-        parts = {"loss": losses.detach() * n, "n": torch.full_like(losses, n).detach()}
-        if self.classification:
-            parts["correct"] = (out.argmax(dim=-1) == y).sum(dim=1).to(losses.dtype)
-        for key, value in parts.items():
-            name = f"{stage}/{key}"
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
+        correct = (out.argmax(dim=-1) == y).sum(dim=1) if self.classification else None
+        self._batches.setdefault(stage, []).append((losses.detach(), out.shape[1], correct))
 
-    def _epoch_metrics(self, stage: str) -> list[dict[str, float]]:
-        sums = {k.split("/")[1]: self._sums.pop(k) for k in list(self._sums) if k.startswith(stage)}
-        if not sums:
-            return []
-        keys = sorted(sums)
-        got = dict(zip(keys, torch.stack([sums[k] for k in keys]).tolist(), strict=True))
-        per_cell = [
-            {f"{stage}/loss": loss / n} for loss, n in zip(got["loss"], got["n"], strict=True)
-        ]
-        if "correct" in got:
-            for metrics, correct, n in zip(per_cell, got["correct"], got["n"], strict=True):
-                metrics[f"{stage}/acc"] = correct / n
-        return per_cell
+    def _epoch_metrics(self, stage: str) -> list[tuple[dict[str, float], int | None]]:
+        batches = self._batches.pop(stage, [])
+        return summarize_epoch(stage, batches) if batches else []
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
-            self._log(self._epoch_metrics("val"))
+            self._log([metrics for metrics, _ in self._epoch_metrics("val")])
 
     def on_train_epoch_end(self) -> None:
         seconds = time.perf_counter() - self._epoch_start
-        self._log([{**m, "time/epoch_s": seconds} for m in self._epoch_metrics("train")])
-        if self._first_bad is not None:
-            for k, step in enumerate(self._first_bad.tolist()):
-                if step >= 0 and self.diverged[k] is None:
-                    self.diverged[k] = (self.current_epoch, step)
+        steps = len(self._batches.get("train", []))
+        summary = self._epoch_metrics("train")
+        self._log([{**metrics, "time/epoch_s": seconds} for metrics, _ in summary])
+        for k, (_, first_bad) in enumerate(summary):
+            if first_bad is not None and self.diverged[k] is None:
+                self.diverged[k] = (self.current_epoch, self._steps - steps + first_bad)
         if all(d is not None for d in self.diverged):
             self.trainer.should_stop = True
 
     def on_test_epoch_end(self) -> None:
-        self._log(self._epoch_metrics("test"))
+        self._log([metrics for metrics, _ in self._epoch_metrics("test")])
 
     def _log(self, per_cell: list[dict[str, float]]) -> None:
         for k, metrics in enumerate(per_cell):

@@ -4,7 +4,7 @@ A LightningModule built from plain parts: the model, the loss, a regularizer (pe
 post-step decay, weight noise), an augmentation (training batches only) and an
 optional LR scheduler factory. Metrics are per epoch (the unit every report plots):
 ``train/loss``, ``val/loss``, ``val/acc`` (classification), then ``test/*``. Per-step
-values are summed on the device and read once an epoch, so training never waits on a
+values stay on the device and are read once an epoch, so training never waits on a
 host-device synchronisation.
 
 One Lightning training step is one whole epoch (the data module hands over the
@@ -33,6 +33,31 @@ from dlbench.data.memory import InMemoryLoader
 
 # (optimizer, steps_per_epoch, epochs) -> a scheduler stepped after every optimizer step
 SchedulerFactory = Callable[[Optimizer, int, int], LRScheduler]
+# One batch's loss, size and correct predictions (None unless classifying), left on the
+# device; a loss and count of each model when K models are stacked (systems.stacked).
+Batch = tuple[Tensor, int, Tensor | None]
+
+
+def summarize_epoch(stage: str, batches: list[Batch]) -> list[tuple[dict[str, float], int | None]]:
+    """Per model (one, or K stacked): the stage's epoch metrics, and the index of its first
+    batch whose loss was not finite (None if none). One host-device sync for all."""
+    losses = torch.stack([loss for loss, _, _ in batches]).float().reshape(len(batches), -1)
+    sizes = torch.tensor([n for _, n, _ in batches], device=losses.device)[:, None]
+    at = torch.arange(len(batches), device=losses.device)[:, None]
+    parts = [(losses * sizes).sum(0), torch.where(losses.isfinite(), len(batches), at).amin(0)]
+    classification = batches[0][2] is not None
+    if classification:
+        parts.append(torch.stack([c for _, _, c in batches]).reshape(len(batches), -1).sum(0))
+    got = torch.stack([part.float() for part in parts]).tolist()
+    n = sum(n for _, n, _ in batches)
+    summary = []
+    for i in range(losses.shape[1]):
+        metrics = {f"{stage}/loss": got[0][i] / n}
+        if classification:
+            metrics[f"{stage}/acc"] = got[2][i] / n
+        first_bad = int(got[1][i])
+        summary.append((metrics, first_bad if first_bad < len(batches) else None))
+    return summary
 
 
 class SupervisedSystem(L.LightningModule):
@@ -61,16 +86,17 @@ class SupervisedSystem(L.LightningModule):
         self.classification, self.reconstruct = classification, reconstruct
         self.regularizer = regularizer or Regularizer()
         self.augmentation, self.scheduler_factory = augmentation, scheduler
-        self._sums: dict[str, Tensor] = {}
+        # Per batch, per stage: (loss, batch size, correct), kept on the device and read
+        # once per epoch (``_epoch_metrics``), so training never waits on the host.
+        self._batches: dict[str, list[Batch]] = {}
+        self._penalized = type(self.regularizer).penalty is not Regularizer.penalty
         self._epoch_start = 0.0
         self._scheduler: LRScheduler | None = None  # built at the first epoch, from its length
-        self._steps = 0  # optimizer steps so far
+        self._steps = 0  # optimizer steps before this epoch
         # Where the training loss first was not finite; training stops at the end of that
-        # epoch. A diverged run is a result (outcome ``diverged``), not a crash. The step
-        # is tracked on the device (no per-step sync) and read once per epoch.
+        # epoch. A diverged run is a result (outcome ``diverged``), not a crash.
         self.diverged_epoch: int | None = None
         self.diverged_step: int | None = None
-        self._first_bad: Tensor | None = None
         self.history: dict[str, list[float]] = {}  # metric -> value per epoch, as logged
 
     def forward(self, x: Tensor) -> Tensor:
@@ -84,34 +110,17 @@ class SupervisedSystem(L.LightningModule):
             self.optimizer_name, trainable, lr=self.lr, **self.optimizer_hparams
         )
 
-    # -- accumulation on the device, read once per epoch -------------------------------
+    # -- per-batch values on the device, read once per epoch ---------------------------
     def _accumulate(self, stage: str, out: Tensor, y: Tensor, loss: Tensor) -> None:
-        n = torch.tensor(float(len(out)), device=loss.device)
-        parts = {"loss": loss.detach() * n, "n": n}
+        correct = None
         if self.classification:
             labels = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (mixup)
-            parts["correct"] = (out.argmax(dim=1) == labels).sum().to(n.dtype)
-        for key, value in parts.items():
-            name = f"{stage}/{key}"
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
+            correct = (out.argmax(dim=1) == labels).sum()
+        self._batches.setdefault(stage, []).append((loss.detach(), len(out), correct))
 
-    def _epoch_metrics(self, stage: str) -> dict[str, float]:
-        prefix = stage + "/"
-        sums = {
-            k.removeprefix(prefix): self._sums.pop(k)
-            for k in list(self._sums)
-            if k.startswith(prefix)
-        }
-        if not sums:
-            return {}
-        keys = sorted(sums)
-        got = dict(
-            zip(keys, torch.stack([sums[k] for k in keys]).tolist(), strict=True)
-        )  # one sync
-        metrics = {f"{stage}/loss": got["loss"] / got["n"]}
-        if "correct" in got:
-            metrics[f"{stage}/acc"] = got["correct"] / got["n"]
-        return metrics
+    def _epoch_metrics(self, stage: str) -> tuple[dict[str, float], int | None]:
+        batches = self._batches.pop(stage, [])
+        return summarize_epoch(stage, batches)[0] if batches else ({}, None)
 
     def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
@@ -140,18 +149,15 @@ class SupervisedSystem(L.LightningModule):
         optimizer.zero_grad()
         # Weight noise stays on through forward and backward; it is lifted before the step.
         with self.regularizer.perturb(self.model):
-            loss = self._step("train", batch) + self.regularizer.penalty(self.model)
+            loss = self._step("train", batch)
+            if self._penalized:
+                loss = loss + self.regularizer.penalty(self.model)
             loss.backward()
-        if self._first_bad is None:
-            self._first_bad = torch.tensor(-1, device=loss.device)
-        fresh = ~torch.isfinite(loss.detach()) & (self._first_bad < 0)
-        self._first_bad = torch.where(fresh, self._steps, self._first_bad)
         lr = optimizer.param_groups[0]["lr"]  # the lr this step is taken with
         optimizer.step()
         if self._scheduler is not None:
             self._scheduler.step()
         self.regularizer.after_step(self.model, lr)
-        self._steps += 1
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)
@@ -160,20 +166,22 @@ class SupervisedSystem(L.LightningModule):
         self._step("test", batch)
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self._epoch_metrics("val")
+        metrics, _ = self._epoch_metrics("val")
         if not self.trainer.sanity_checking:
             self._log(metrics)
 
     def on_train_epoch_end(self) -> None:
-        metrics = self._epoch_metrics("train")
+        steps = len(self._batches.get("train", []))
+        metrics, first_bad = self._epoch_metrics("train")
         metrics["time/epoch_s"] = time.perf_counter() - self._epoch_start
         self._log(metrics)
-        if self._first_bad is not None and (step := int(self._first_bad)) >= 0:
-            self.diverged_epoch, self.diverged_step = self.current_epoch, step
+        if first_bad is not None:
+            self.diverged_epoch, self.diverged_step = self.current_epoch, self._steps + first_bad
             self.trainer.should_stop = True
+        self._steps += steps
 
     def on_test_epoch_end(self) -> None:
-        self._log(self._epoch_metrics("test"))
+        self._log(self._epoch_metrics("test")[0])
 
     def _log(self, metrics: dict[str, float]) -> None:
         # Logging ``step`` makes Lightning use it as the x-axis: MLflow then records
