@@ -7,6 +7,7 @@ experiment page in headless Chromium until the runs' names are rendered.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -57,11 +58,13 @@ def ui(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             time.sleep(0.3)
         yield url
     finally:
-        server.send_signal(signal.SIGINT)
+        # Ctrl-C reaches a terminal's whole process group; signalling only `dlbench ui`
+        # would leave MLflow's uvicorn workers running after the tests.
+        os.killpg(server.pid, signal.SIGINT)
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_rest_api_has_the_study_runs_with_params_and_metrics(ui: str) -> None:
