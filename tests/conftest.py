@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,17 @@ def _trained(factory: pytest.TempPathFactory, text: str, name: str) -> Iterator[
         yield folder
     finally:
         os.chdir(old)
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """Copy ``source``'s MLflow store into ``target`` with SQLite's backup, which sees
+    what the write-ahead log still holds (a file copy may not)."""
+    origin, copy = sqlite3.connect(source / "mlflow.db"), sqlite3.connect(target / "mlflow.db")
+    try:
+        origin.backup(copy)
+    finally:
+        origin.close()
+        copy.close()
 
 
 def uri_of(folder: Path) -> str:

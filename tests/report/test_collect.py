@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import dlbench
-from conftest import uri_of
+from conftest import copy_store, uri_of
 from dlbench.errors import ConfigError
 from dlbench.records import CELL, OUTCOME
 from dlbench.report.collect import ID_COLUMNS, StudyRuns, studies
@@ -37,7 +36,7 @@ def test_curves_have_every_epoch_of_every_cell(tiny_run: Path) -> None:
 
 
 def test_a_cell_that_never_ran_is_a_missing_row(grid_run: Path, tmp_path: Path) -> None:
-    shutil.copy(grid_run / "mlflow.db", tmp_path / "mlflow.db")
+    copy_store(grid_run, tmp_path)
     uri = uri_of(tmp_path)
     runs = StudyRuns("grid2", uri)
     gone = next(r for r in runs.runs if r.data.tags["dlbench.arm.optimizer"] == "adam")
@@ -74,7 +73,7 @@ def test_unknown_study_names_the_ones_in_mlflow(tiny_run: Path) -> None:
 
 
 def test_a_run_that_ended_without_an_outcome_is_failed(grid_run: Path, tmp_path: Path) -> None:
-    shutil.copy(grid_run / "mlflow.db", tmp_path / "mlflow.db")
+    copy_store(grid_run, tmp_path)
     uri, client = uri_of(tmp_path), MlflowClient(uri_of(tmp_path))
     run = StudyRuns("grid2", uri).runs[0]
     client.delete_tag(run.info.run_id, OUTCOME)  # as if its worker died before recording it
