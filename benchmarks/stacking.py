@@ -12,11 +12,13 @@ both cores (torch threads = 2):
 
 Each dlbench sweep runs in a fresh temporary directory, so it trains every cell; its
 time counts from the call to the settled study (stores opened, runs written), not
-process start-up (benchmarks/startup.py measures that). The mean final val accuracy
-of each way is printed: stacking trains the same models, so it should match.
+process start-up (benchmarks/startup.py measures that). The three ways alternate for
+--repeats rounds and the medians are compared, so drift in the machine hits all alike.
+The mean final val accuracy of each way is printed: stacking trains the same models,
+so it should match.
 
-    python benchmarks/stacking.py                # 10 seeds: 70 cells per way
-    python benchmarks/stacking.py --seeds 3      # quicker
+    python benchmarks/stacking.py                # 10 seeds: 70 cells per way, 3 rounds
+    python benchmarks/stacking.py --seeds 3 --repeats 1   # quicker
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers.yaml"
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--seeds", type=int, default=10, help="seeds per optimizer")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
+parser.add_argument("--repeats", type=int, default=3, help="rounds of all three ways (median)")
 args = parser.parse_args()
 # CPU figures: neither side sees a GPU, as a sweep's CPU worker (harness.devices.hidden_gpus)
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -89,13 +92,21 @@ ways = {
     "dlbench --stack 1": lambda: sweep(1),
     "dlbench --stack auto": lambda: sweep(0),
 }
-results = {name: fn() for name, fn in ways.items()}
-base = len(cells) / results["plain loop"][0] * 60
-print("\n| way | seconds | cells/min | vs plain | mean val/acc |")
-print("|---|---:|---:|---:|---:|")
-for name, (seconds, *accs) in results.items():
-    rate = len(cells) / seconds * 60
+seconds: dict[str, list[float]] = {name: [] for name in ways}
+accs: dict[str, list[float]] = {}
+for _ in range(args.repeats):
+    for name, fn in ways.items():
+        took, *accs[name] = fn()
+        seconds[name].append(took)
+median = {name: statistics.median(values) for name, values in seconds.items()}
+base = len(cells) / median["plain loop"] * 60
+print(f"\n{args.repeats} rounds, alternating; medians")
+print("\n| way | median s | min s | max s | cells/min | vs plain | mean val/acc |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for name, values in seconds.items():
+    rate = len(cells) / median[name] * 60
     print(
-        f"| {name} | {seconds:.1f} | {rate:.0f} | {rate / base:.2f}x | {statistics.mean(accs):.4f} |"
+        f"| {name} | {median[name]:.1f} | {min(values):.1f} | {max(values):.1f} | {rate:.0f} "
+        f"| {rate / base:.2f}x | {statistics.mean(accs[name]):.4f} |"
     )
 print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

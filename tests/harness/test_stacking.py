@@ -43,7 +43,14 @@ def test_cells_that_differ_in_seed_init_lr_or_optimizer_share_a_key(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("stack", "pending", "workers", "expected"),
-    [(0, 100, 1, stacking.AUTO), (0, 10, 2, 5), (1, 100, 1, 1), (4, 3, 1, 3), (8, 100, 4, 8)],
+    [
+        (0, stacking.AUTO, 1, stacking.AUTO),
+        (0, stacking.AUTO + 6, 1, stacking.AUTO // 2 + 3),  # two equal stacks, not AUTO + 6
+        (0, 10, 2, 5),
+        (1, 100, 1, 1),
+        (4, 3, 1, 3),
+        (8, 100, 4, 8),
+    ],
 )
 def test_limit_leaves_every_worker_a_share(
     stack: int, pending: int, workers: int, expected: int

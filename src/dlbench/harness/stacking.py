@@ -33,17 +33,24 @@ from dlbench.problems import Setup
 from dlbench.systems import SupervisedSystem
 from dlbench.systems.stacked import CellOptimizer, StackedSystem
 
-# Cells per stack when ``--stack auto``: on 2 CPU cores the digits MLP gains up to
-# K = 16-32 and no more beyond (benchmarks/RESULTS.md, multi-model training).
-AUTO = 32
+# The most cells per stack when ``--stack auto``. On 2 CPU cores, one step of the
+# optimizer study's stack (7 optimizer groups) costs 80 us per cell at K = 32, 71 at
+# K = 70 and 62 at K = 128 (benchmarks/RESULTS.md): bigger stacks keep paying off,
+# while a K x model copy of weights, gradients and optimizer state stays small for
+# the MLPs that stack.
+AUTO = 64
 STACKED, NOTE = "dlbench.stacked", "dlbench.stack_note"
 VARYING = ("init", "lr", "optimizer")  # and their settings, e.g. init.gain, momentum
 PREFIXES = tuple(f"{family}." for family in VARYING)
 
 
 def limit(stack: int, pending: int, workers: int) -> int:
-    """Cells to claim at once: ``stack`` (0: auto), leaving every worker a share."""
-    return min(stack or AUTO, max(1, math.ceil(pending / workers)))
+    """Cells to claim at once: ``stack``, or (0: auto) up to ``AUTO`` in stacks of equal
+    size (70 cells: 35 + 35, not 64 + 6), leaving every worker a share."""
+    share = max(1, math.ceil(pending / workers))
+    if stack:
+        return min(stack, share)
+    return math.ceil(share / math.ceil(share / AUTO))
 
 
 def key(cell: Cell) -> tuple[Any, ...]:
