@@ -11,7 +11,8 @@ One Lightning training step is one whole epoch (the data module hands over the
 epoch's ``InMemoryLoader``, ``data.base``): the system runs the epoch's optimizer
 steps itself (manual optimization), so Lightning's per-step hooks and closures run
 once an epoch. A small model's step costs less than that machinery; epoch-level
-hooks, callbacks, logging and validation are Lightning's as before.
+hooks, callbacks and validation are Lightning's as before. Epoch metrics go straight to
+``history`` and the logger; Lightning's ``log`` carries only what a callback monitors.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class SupervisedSystem(L.LightningModule):
         self.diverged_epoch: int | None = None
         self.diverged_step: int | None = None
         self.history: dict[str, list[float]] = {}  # metric -> value per epoch, as logged
+        self._monitored: set[str] = set()  # metrics Lightning callbacks watch (on_fit_start)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -183,10 +185,19 @@ class SupervisedSystem(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log(self._epoch_metrics("test")[0])
 
+    def on_fit_start(self) -> None:
+        # What Lightning's own callbacks (early stopping) watch; see ``_log``.
+        self._monitored = {getattr(c, "monitor", None) for c in self.trainer.callbacks} - {None}
+
     def _log(self, metrics: dict[str, float]) -> None:
-        # Logging ``step`` makes Lightning use it as the x-axis: MLflow then records
-        # every per-epoch metric at step = epoch, which is what reports plot.
-        if metrics:
-            self.log_dict({**metrics, "step": float(self.current_epoch)})
-            for key, value in metrics.items():
-                self.history.setdefault(key, []).append(value)
+        """Into ``history`` and the logger (MLflow: step = epoch) directly; through
+        Lightning's ``log`` (about 0.2 ms a metric) only what a callback monitors."""
+        if not metrics:
+            return
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+        if self.logger is not None:
+            self.logger.log_metrics(metrics, step=self.current_epoch)
+        watched = {k: v for k, v in metrics.items() if k in self._monitored}
+        if watched:
+            self.log_dict(watched, logger=False)
