@@ -220,3 +220,30 @@ def test_a_cell_with_every_training_component_runs_through_the_harness(workdir: 
     params = run.data.params
     assert params["regularizer.strength"] == "0.001" and params["augmentation.size"] == "2"
     assert params["schedule.min_factor"] == "0.1" and float(params["lr_effective"]) == 0.1
+
+
+def test_precision_is_a_setting_bf16_trains_close_to_32_bit(workdir: Path) -> None:
+    text = """\
+    name: precision
+    problem: digits_mlp
+    fixed: {width: 32, depth: 1, epochs: 3, batch_size: 64, optimizer: sgd, lr: 0.1}
+    grid:
+      precision: [32-true, bf16-mixed]
+    seeds: [0, 1]
+    """
+    spec = load_study(write_study(workdir, text))
+    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    assert {d.outcome for d in done} == {"completed"}
+    runs = {
+        (r.data.params["precision"], r.data.params["seed"]): r.data.metrics
+        for r in _cell_runs(workdir, "precision")
+    }
+    for seed in ("0", "1"):
+        full, half = runs["32-true", seed], runs["bf16-mixed", seed]
+        assert half["val/loss"] != full["val/loss"]  # autocast did act
+        assert half["val/acc"] == pytest.approx(full["val/acc"], abs=0.05)
+
+
+def test_a_cell_that_leaves_precision_out_keeps_its_id(workdir: Path) -> None:
+    cell = expand(load_study(write_study(workdir, TINY_STUDY)))[0]
+    assert "precision" not in cell.settings  # so ids from before the setting still match

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,7 +26,7 @@ from dlbench.harness import encoders
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
 from dlbench.harness.search import Pruning
-from dlbench.harness.settings import FULL_BATCH
+from dlbench.harness.settings import DEFAULT_PRECISION, FULL_BATCH
 from dlbench.harness.spec import Objective, StudySpec
 from dlbench.problems import PROBLEMS, Setup
 from dlbench.systems import PretextSystem, SupervisedSystem
@@ -193,15 +194,17 @@ def effective_lr(cell: Cell, setup: Setup) -> float:
 
 
 def make_trainer(
-    epochs: int,
+    settings: Mapping[str, Any],
     accelerator: str,
     devices: list[int] | None,
     logger: Logger | bool,
     callbacks: list[L.Callback],
 ) -> L.Trainer:
-    """The Trainer every cell (and every stack of cells) is fitted by."""
+    """The Trainer every cell (and every stack of cells) is fitted by: the cell's epochs
+    and precision."""
     return L.Trainer(
-        max_epochs=epochs,
+        max_epochs=settings["epochs"],
+        precision=settings.get("precision", DEFAULT_PRECISION),
         accelerator=accelerator,
         devices=devices or 1,
         logger=logger,
@@ -235,7 +238,7 @@ def run_cell(
         if setup.encoder != "random":
             _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
         callbacks = [*system.regularizer.callbacks(), *([pruning] if pruning else [])]
-        trainer = make_trainer(cell.settings["epochs"], accelerator, devices, logger, callbacks)
+        trainer = make_trainer(cell.settings, accelerator, devices, logger, callbacks)
         trainer.fit(system, datamodule=setup.datamodule)
         # The batch size trained with ("full" resolved to the training set's size): reports
         # plot sensitivity against it.

@@ -34,6 +34,7 @@ TRAINING_KEYS = (
     "augmentation",
     "lr_scaling",
     "base_batch_size",
+    "precision",
 )
 # Training settings a cell gets when neither the study nor the problem sets them.
 TRAINING_DEFAULTS = {
@@ -43,6 +44,13 @@ TRAINING_DEFAULTS = {
     "augmentation": "none",
     "lr_scaling": "none",
 }
+
+# Lightning precisions a cell may train in. bf16-mixed autocasts forward passes to
+# bfloat16 (for GPUs; on CPUs it is usually slower) and needs no loss scaling; 16-mixed
+# would, and the systems' own backward passes do not scale. A cell that does not set
+# ``precision`` trains in 32-bit and keeps the id it had before the setting existed.
+PRECISIONS = ("32-true", "bf16-mixed")
+DEFAULT_PRECISION = PRECISIONS[0]
 
 Check = Callable[[Any], Any]
 
@@ -176,6 +184,7 @@ RULES: dict[str, Check] = {
     "eps": _number(0.0, open_low=True),
     "weight_decay": _number(0.0),
     "initial_accumulator_value": _number(0.0),
+    "precision": _choice(*PRECISIONS),
 }
 
 

@@ -154,9 +154,7 @@ def run_stack(
     stacked.loggers_per_cell = [
         BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id) for run_id in run_ids
     ]
-    fit = make_trainer(
-        cells[0].settings["epochs"], accelerator, devices, logger=False, callbacks=[]
-    )
+    fit = make_trainer(cells[0].settings, accelerator, devices, logger=False, callbacks=[])
     try:
         fit.fit(stacked, datamodule=data)
         fit.test(stacked, datamodule=data, verbose=False)
