@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "1: one at a time (default: auto, up to 64 in stacks of equal size)",
     )
     run.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each model before training (for GPUs and bigger models: the "
+        "first epoch pays the compilation, tens of seconds; runs are tagged dlbench.compiled)",
+    )
+    run.add_argument(
         "--per-device",
         type=int,
         default=1,
@@ -244,6 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         per_device=args.per_device,
         threads=args.threads,
         stack=args.stack,
+        compile_models=args.compile,
         retry_failed=args.retry_failed,
         heartbeat=args.heartbeat,
         console=console,

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.cli import main
-from dlbench.harness import status, storage, sweep, worker
+from dlbench.harness import runner, stacking, status, storage, sweep, worker
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE
@@ -247,3 +247,35 @@ def test_precision_is_a_setting_bf16_trains_close_to_32_bit(workdir: Path) -> No
 def test_a_cell_that_leaves_precision_out_keeps_its_id(workdir: Path) -> None:
     cell = expand(load_study(write_study(workdir, TINY_STUDY)))[0]
     assert "precision" not in cell.settings  # so ids from before the setting still match
+
+
+@pytest.mark.slow  # torch.compile takes tens of seconds per model on a CPU
+@pytest.mark.parametrize("stack", [1, 0])  # each cell alone; the three as one stack
+def test_compiled_models_train_as_eager_ones(
+    workdir: Path, stack: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = """\
+    name: compiled
+    problem: digits_mlp
+    fixed: {width: 16, depth: 1, epochs: 2, batch_size: 128, optimizer: sgd, lr: 0.1}
+    grid:
+      init: [he_normal, xavier_uniform, lecun_normal]
+    seeds: [0]
+    """
+    spec = load_study(write_study(workdir, text))
+    metrics = {}
+    for compile_models in (False, True):
+        folder = workdir / str(compile_models)
+        folder.mkdir()
+        monkeypatch.chdir(folder)  # its own Optuna journal (runs/)
+        sweep.run_study(
+            spec, tracking=uri_of(folder), devices="cpu", stack=stack, compile_models=compile_models
+        )
+        runs = _cell_runs(folder, "compiled")
+        assert {r.data.tags.get(runner.COMPILED) for r in runs} == {
+            "true" if compile_models else None
+        }
+        assert {r.data.tags[stacking.STACKED] for r in runs} == {"1" if stack else "3"}
+        metrics[compile_models] = {r.data.params["init"]: r.data.metrics for r in runs}
+    for init, eager in metrics[False].items():
+        assert metrics[True][init]["val/loss"] == pytest.approx(eager["val/loss"], rel=1e-4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sqlalchemy import create_engine
+
 from conftest import TINY_STUDY, copy_store, uri_of, write_study
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
@@ -35,3 +37,12 @@ def test_a_sqlite_store_is_written_through_a_write_ahead_log(tmp_path: Path) -> 
         assert statuses.fetchall() == [("FINISHED",)]
     finally:
         connection.close()
+
+
+def test_a_read_only_store_opens_as_it_is(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    sqlite3.connect(db).close()  # a store in the default rollback-journal mode
+    engine = create_engine(f"sqlite:///file:{db}?mode=ro&uri=true")
+    with engine.connect() as connection:  # the WAL switch needs a write: it is skipped
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    engine.dispose()

@@ -164,3 +164,26 @@ def test_two_machines_share_postgresql_and_one_dies_mid_cell(
         killed = next(r for r in runs if r.info.run_id == victim.user_attrs[storage.MLFLOW_RUN])
         assert killed.info.status == "KILLED" and "interrupted" in killed.data.tags[ERROR]
         assert all(r.info.status != "RUNNING" for r in runs)
+
+
+def test_an_attempt_killed_after_recording_its_outcome_is_concluded_not_redone(
+    workdir: Path,
+) -> None:
+    """The window between writing the outcome and telling Optuna: the next worker's reap
+    finishes the attempt with the recorded value, and the cell is not run again."""
+    spec = load_study(write_study(workdir, STUDY))
+    cells = expand(spec)
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, cells)
+    trial = storage.claim(study)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs: the killed worker
+    trial.set_user_attr(storage.PID, dead.pid)
+    trial.set_user_attr(storage.VALUE, 0.75)  # what finish() writes before the outcome...
+    trial.set_user_attr(OUTCOME, "completed")  # ...and then it died before study.tell
+    assert storage.reap(study) == []  # nothing to retry, no MLflow run to close
+    (settled,) = [t for t in study.get_trials() if t.number == trial.number]
+    assert settled.state == optuna.trial.TrialState.COMPLETE and settled.value == 0.75
+    assert storage.objective(settled) == 0.75
+    todo = storage.pending(study, cells)
+    assert trial.user_attrs[CELL] not in {c.id for c in todo} and len(todo) == len(cells) - 1

@@ -26,7 +26,7 @@ from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import lr_multiplier
 from dlbench.harness.grid import Cell
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
-from dlbench.harness.runner import Result, build, make_trainer, summarize
+from dlbench.harness.runner import Result, build, compiled, make_trainer, summarize
 from dlbench.harness.spec import Objective
 from dlbench.models.stacked import refusal
 from dlbench.problems import Setup
@@ -131,6 +131,7 @@ def run_stack(
     tracking_uri: str,
     accelerator: str = "auto",
     devices: list[int] | None = None,
+    compile_models: bool = False,
 ) -> list[Result]:
     """Train a prepared stack; one result per cell, in order. Exceptions propagate."""
     start = time.perf_counter()
@@ -150,6 +151,8 @@ def run_stack(
         ),
         classification=built[0][1].classification,
     )
+    if compile_models:
+        stacked.model = compiled(stacked.model)
     data = built[0][0].datamodule
     stacked.loggers_per_cell = [
         BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id) for run_id in run_ids

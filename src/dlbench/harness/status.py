@@ -75,7 +75,7 @@ def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
                 attempts = by_cell.get(unit.id, [])
                 state = cell_state(attempts)
                 if state == "done":
-                    done.append(last_settled(attempts).value)
+                    done.append(storage.objective(last_settled(attempts)))
                 else:
                     trial = "" if unit.trial is None else f"t{unit.trial}"
                     other.append(f"s{unit.seed}{trial}:{state}")

@@ -41,6 +41,9 @@ RUNS_DIR = Path("runs")
 HOST, PID = "dlbench.host", "dlbench.pid"
 MLFLOW_RUN = "dlbench.mlflow_run"
 SECONDS = "dlbench.seconds"
+# A completed attempt's objective, also kept as an attribute: a worker killed between
+# recording the outcome and telling Optuna leaves the value here (``objective``).
+VALUE = "dlbench.value"
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 # A worker writes a heartbeat this often (seconds) while it trains a cell; one silent
 # for GRACE_FACTOR intervals is presumed dead. Cells take seconds to minutes, so 30 s
@@ -154,6 +157,10 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if CELL not in attrs:
+            continue
+        if OUTCOME in attrs and not beats and not worker_alive(attrs.get(HOST), attrs.get(PID)):
+            # Killed after recording its outcome (and ending its MLflow run): finish it.
+            _tell(study, trial.number, attrs[OUTCOME], attrs.get(VALUE))
             continue
         unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
         if unowned or (not beats and not worker_alive(attrs.get(HOST), attrs.get(PID))):
@@ -274,14 +281,29 @@ def finish(
     seconds: float = 0.0,
     error: str | None = None,
 ) -> None:
-    """Record a cell attempt's outcome; only ``completed`` carries an objective value."""
-    trial.set_user_attr(OUTCOME, outcome)
+    """Record a cell attempt's outcome; only ``completed`` carries an objective value.
+
+    The outcome is written last: an attempt that has one has all its attributes, and
+    ``reap`` concludes it if its worker died before telling Optuna."""
     trial.set_user_attr(SECONDS, round(seconds, 3))
     if error:
         trial.set_user_attr(ERROR, error[:2000])
+    if value is not None:
+        trial.set_user_attr(VALUE, value)
+    trial.set_user_attr(OUTCOME, outcome)
+    _tell(study, trial, outcome, value)
+
+
+def _tell(study: optuna.Study, trial: Trial | int, outcome: str, value: float | None) -> None:
     if outcome == "completed":
         study.tell(trial, value)
     elif outcome == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
+
+
+def objective(trial: FrozenTrial) -> float | None:
+    """A settled attempt's objective (None unless completed), also when its worker died
+    between recording the outcome and telling Optuna."""
+    return trial.value if trial.value is not None else trial.user_attrs.get(VALUE)

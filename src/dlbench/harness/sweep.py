@@ -63,6 +63,7 @@ def run_study(
     per_device: int = 1,
     threads: int = 1,
     stack: int = 0,
+    compile_models: bool = False,
     retry_failed: bool = False,
     heartbeat: int = storage.HEARTBEAT_INTERVAL,
     console: Console | None = None,
@@ -123,6 +124,7 @@ def run_study(
                 heartbeat=heartbeat,
                 launcher_pid=None if in_process else os.getpid(),
                 stack=stack,
+                compile_models=compile_models,
             )
 
         if todo and len(slots) == 1:
@@ -208,7 +210,11 @@ class Monitor:
             if cell is None or OUTCOME not in attrs:
                 continue  # released for a retry, or not this study file's cell
             done = Settled(
-                cell, attrs[OUTCOME], trial.value, attrs.get(storage.SECONDS, 0.0), attrs.get(ERROR)
+                cell,
+                attrs[OUTCOME],
+                storage.objective(trial),
+                attrs.get(storage.SECONDS, 0.0),
+                attrs.get(ERROR),
             )
             self.settled.append(done)
             if self._progress is not None:

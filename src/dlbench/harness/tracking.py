@@ -78,9 +78,14 @@ def _write_ahead_log(connection: Any, _record: Any) -> None:
     companions while in use: copy a store in use with ``sqlite3 mlflow.db ".backup
     copy.db"``, not ``cp``.
     """
-    if isinstance(connection, sqlite3.Connection):
-        connection.execute("PRAGMA journal_mode=WAL")
+    if not isinstance(connection, sqlite3.Connection):
+        return
+    try:
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
+            connection.execute("PRAGMA journal_mode=WAL")  # once per file: it needs a write lock
         connection.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.OperationalError:
+        pass  # read-only or busy: the store works as it is, only slower
 
 
 @cache

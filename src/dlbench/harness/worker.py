@@ -24,7 +24,7 @@ from optuna.trial import Trial
 
 from dlbench.harness import search, stacking, storage
 from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import Result, run_cell
+from dlbench.harness.runner import COMPILED, Result, run_cell
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.tracking import Tracker
 from dlbench.records import CELL
@@ -51,6 +51,7 @@ class Job:
     heartbeat: int
     launcher_pid: int | None = None
     stack: int = 0  # cells trained at once (systems.stacked): 0 auto, 1 one at a time
+    compile_models: bool = False  # torch.compile each model (runner.compiled)
 
 
 def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None) -> None:
@@ -77,9 +78,9 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
             time.sleep(POLL)
             continue
         claimed = _claim_more(study, cells, trial, len(todo), spec, job)
-        trials = {cell.id: t for t, cell in claimed}
+        trials = {id(cell): t for t, cell in claimed}  # groups() returns these same cells
         groups = [
-            [(trials[c.id], c) for c in group]
+            [(trials[id(c)], c) for c in group]
             for group in stacking.groups([cell for _, cell in claimed])
         ]
         # Every claimed trial beats until its group is done, so no other worker takes
@@ -144,7 +145,7 @@ def _run_group(
         for trial, cell in pairs:
             _run_one(study, tracker, spec, job, trial, cell, stack, on_finish)
         return
-    tags = {stacking.STACKED: str(len(pairs))}
+    tags = {stacking.STACKED: str(len(pairs)), **_compiled_tag(job)}
     run_ids = [
         tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags) for _, cell in pairs
     ]
@@ -159,6 +160,7 @@ def _run_group(
                 tracking_uri=job.tracking,
                 accelerator=job.accelerator,
                 devices=job.devices,
+                compile_models=job.compile_models,
             ),
             len(pairs),
         )
@@ -188,7 +190,7 @@ def _run_one(
         tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
         cell, tuned = search.suggest(tuning, spec.search, cell)
         pruning = search.Pruning(tuned, spec.objective.metric)
-    tags = {stacking.STACKED: "1", stacking.NOTE: note}
+    tags = {stacking.STACKED: "1", stacking.NOTE: note, **_compiled_tag(job)}
     run_id = tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags)
     trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     try:
@@ -202,6 +204,7 @@ def _run_one(
                     accelerator=job.accelerator,
                     devices=job.devices,
                     pruning=pruning,
+                    compile_models=job.compile_models,
                 )
             ],
             1,
@@ -216,6 +219,10 @@ def _run_one(
         search.conclude(tuning, pruning.trial, result.outcome, result.objective)
     _record(study, tracker, trial, run_id, result)
     on_finish()
+
+
+def _compiled_tag(job: Job) -> dict[str, str]:
+    return {COMPILED: "true"} if job.compile_models else {}
 
 
 def _record(

@@ -177,7 +177,7 @@ class SupervisedSystem(L.LightningModule):
         metrics, first_bad = self._epoch_metrics("train")
         metrics["time/epoch_s"] = time.perf_counter() - self._epoch_start
         self._log(metrics)
-        if first_bad is not None:
+        if first_bad is not None and self.diverged_epoch is None:
             self.diverged_epoch, self.diverged_step = self.current_epoch, self._steps + first_bad
             self.trainer.should_stop = True
         self._steps += steps
