@@ -55,7 +55,7 @@ bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear,
 bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digits (it overfits)
 	$(BIN)/dlbench run regularization && $(BIN)/dlbench report regularization
 
-bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~4 min)
+bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~1 min)
 	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid
 
 bench-ssl: $(STAMP) ## pre-train encoders (context prediction, SimCLR), then probe / fine-tune them on 1-100% of the labels
