@@ -84,8 +84,8 @@ def _write_ahead_log(connection: Any, _record: Any) -> None:
         if connection.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
             connection.execute("PRAGMA journal_mode=WAL")  # once per file: it needs a write lock
         connection.execute("PRAGMA synchronous=NORMAL")
-    except sqlite3.OperationalError:
-        pass  # read-only or busy: the store works as it is, only slower
+    except sqlite3.OperationalError as err:  # read-only or busy: it works as it is, slower
+        logging.getLogger(__name__).debug("SQLite store left in its journal mode: %s", err)
 
 
 @cache
