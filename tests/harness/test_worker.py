@@ -14,11 +14,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
-from dlbench.harness import storage
+from dlbench.harness import storage, worker
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
-from dlbench.harness.tracking import local_server
+from dlbench.harness.tracking import Tracker, local_server
 from dlbench.records import CELL, ERROR, OUTCOME, ROLE
 from postgres_server import create_database
 
@@ -187,3 +187,29 @@ def test_an_attempt_killed_after_recording_its_outcome_is_concluded_not_redone(
     assert storage.objective(settled) == 0.75
     todo = storage.pending(study, cells)
     assert trial.user_attrs[CELL] not in {c.id for c in todo} and len(todo) == len(cells) - 1
+
+
+def test_a_run_whose_id_never_reached_its_trial_is_closed_by_the_next_worker(
+    workdir: Path,
+) -> None:
+    """The window between creating a cell's MLflow run and recording its id on the trial
+    (a stacked worker records several ids after creating several runs)."""
+    spec = load_study(write_study(workdir, TINY_STUDY))
+    cells = {cell.id: cell for cell in expand(spec)}
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, cells.values())
+    trial = storage.claim(study)
+    tracker = Tracker(spec, uri_of(workdir))
+    orphan = worker._start(study, tracker, trial, cells[trial.user_attrs[CELL]], {})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial.set_user_attr(storage.PID, dead.pid)  # ...and its worker died here
+
+    job = worker.Job(
+        study=spec.source, smoke=False, overrides=[], storage=None, tracking=uri_of(workdir),
+        accelerator="cpu", devices=None, threads=1, retry_before=0, workers=1, heartbeat=0,
+    )  # fmt: skip
+    worker.work(spec, job)
+    closed = MlflowClient(uri_of(workdir)).get_run(orphan)
+    assert closed.info.status == "KILLED" and "stopped" in closed.data.tags[ERROR]
+    _assert_exactly_once(workdir, Path(spec.source))

@@ -40,6 +40,9 @@ RUNS_DIR = Path("runs")
 # plus who claimed the attempt and which MLflow run records it.
 HOST, PID = "dlbench.host", "dlbench.pid"
 MLFLOW_RUN = "dlbench.mlflow_run"
+# On the MLflow run: the attempt's trial number, so a reaper finds the run of a worker
+# killed before it could record MLFLOW_RUN on the trial.
+OPTUNA_TRIAL = "dlbench.optuna_trial"
 SECONDS = "dlbench.seconds"
 # A completed attempt's objective, also kept as an attribute: a worker killed between
 # recording the outcome and telling Optuna leaves the value here (``objective``).

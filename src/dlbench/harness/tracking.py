@@ -28,13 +28,14 @@ import lightning
 import torch
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import dlbench
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
-from dlbench.harness.storage import HOST, PID, worker_alive, worker_tags
+from dlbench.harness.storage import HOST, OPTUNA_TRIAL, PID, worker_alive, worker_tags
 from dlbench.records import (
     ARM,
     ATTEMPT,
@@ -223,6 +224,16 @@ class Tracker:
             tags = run.data.tags
             if not worker_alive(tags.get(HOST), tags.get(PID)):
                 self.abandon(run.info.run_id, reason)
+
+    def abandon_attempt(self, trial: FrozenTrial, reason: str) -> None:
+        """Close the run of a reaped attempt, found by its trial number: the worker may
+        have died between creating the run and recording its id on the trial."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{OPTUNA_TRIAL}` = '{trial.number}' and attributes.status = 'RUNNING'",
+        )
+        for run in found:
+            self.abandon(run.info.run_id, reason)
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close a run whose worker died mid-cell, so nothing stays RUNNING forever."""

@@ -68,8 +68,7 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
     tracker = Tracker(spec, job.tracking, attach=True)
     while _launcher_alive(job):
         for gone, reason in storage.reap(study):
-            if storage.MLFLOW_RUN in gone.user_attrs:
-                tracker.abandon(gone.user_attrs[storage.MLFLOW_RUN], reason)
+            tracker.abandon_attempt(gone, reason)
         todo = storage.pending(study, cells.values(), job.retry_before)
         if not todo:
             return
@@ -146,9 +145,7 @@ def _run_group(
             _run_one(study, tracker, spec, job, trial, cell, stack, on_finish)
         return
     tags = {stacking.STACKED: str(len(pairs)), **_compiled_tag(job)}
-    run_ids = [
-        tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags) for _, cell in pairs
-    ]
+    run_ids = [_start(study, tracker, trial, cell, tags) for trial, cell in pairs]
     for (trial, _), run_id in zip(pairs, run_ids, strict=True):
         trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     try:
@@ -191,7 +188,7 @@ def _run_one(
         cell, tuned = search.suggest(tuning, spec.search, cell)
         pruning = search.Pruning(tuned, spec.objective.metric)
     tags = {stacking.STACKED: "1", stacking.NOTE: note, **_compiled_tag(job)}
-    run_id = tracker.start_cell(cell, storage.attempt_number(study, cell.id), tags)
+    run_id = _start(study, tracker, trial, cell, tags)
     trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     try:
         (result,) = _guarded(
@@ -219,6 +216,14 @@ def _run_one(
         search.conclude(tuning, pruning.trial, result.outcome, result.objective)
     _record(study, tracker, trial, run_id, result)
     on_finish()
+
+
+def _start(
+    study: optuna.Study, tracker: Tracker, trial: Trial, cell: Cell, tags: dict[str, str]
+) -> str:
+    """The attempt's MLflow run, tagged with its trial number (``Tracker.abandon_attempt``)."""
+    attempt = storage.attempt_number(study, cell.id)
+    return tracker.start_cell(cell, attempt, {**tags, storage.OPTUNA_TRIAL: str(trial.number)})
 
 
 def _compiled_tag(job: Job) -> dict[str, str]:
