@@ -237,25 +237,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from dlbench.harness.spec import load_study
     from dlbench.harness.status import summary_table
-    from dlbench.harness.sweep import run_study
+    from dlbench.harness.sweep import Incomplete, run_study
 
     spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
     console = Console(stderr=True)
-    run_study(
-        spec,
-        tracking=args.tracking_uri,
-        optuna_storage=args.storage,
-        devices=args.devices,
-        workers=args.workers,
-        per_device=args.per_device,
-        threads=args.threads,
-        stack=args.stack,
-        compile_models=args.compile,
-        retry_failed=args.retry_failed,
-        heartbeat=args.heartbeat,
-        console=console,
-    )
+    try:
+        run_study(
+            spec,
+            tracking=args.tracking_uri,
+            optuna_storage=args.storage,
+            devices=args.devices,
+            workers=args.workers,
+            per_device=args.per_device,
+            threads=args.threads,
+            stack=args.stack,
+            compile_models=args.compile,
+            retry_failed=args.retry_failed,
+            heartbeat=args.heartbeat,
+            console=console,
+        )
+    except Incomplete as err:
+        left: Incomplete | None = err
+    else:
+        left = None
     console.print(summary_table(spec, args.storage))
+    if left is not None:
+        print(f"dlbench: error: {left}", file=sys.stderr)
+        return 1
     console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
     return 0
 

@@ -16,10 +16,10 @@ from mlflow.tracking import MlflowClient
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness import storage, worker
 from dlbench.harness.grid import expand
-from dlbench.harness.spec import load_study
+from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.sweep import run_study
 from dlbench.harness.tracking import Tracker, local_server
-from dlbench.records import CELL, ERROR, OUTCOME, ROLE
+from dlbench.records import CELL, ERROR, OBJECTIVE_METRIC, OUTCOME, ROLE
 from postgres_server import create_database
 
 # Four cells long enough (about 2 s each) that a kill lands inside one.
@@ -157,7 +157,7 @@ def test_two_machines_share_postgresql_and_one_dies_mid_cell(
         runs = [
             r for r in client.search_runs([experiment.experiment_id]) if r.data.tags[ROLE] == "cell"
         ]
-        completed = [r for r in runs if r.data.tags[OUTCOME] == "completed"]
+        completed = [r for r in runs if r.data.tags.get(OUTCOME) == "completed"]
         assert sorted(r.data.tags[CELL] for r in completed) == sorted(
             c.id for c in expand(load_study(path))
         ), "every cell completed exactly once"
@@ -166,27 +166,47 @@ def test_two_machines_share_postgresql_and_one_dies_mid_cell(
         assert all(r.info.status != "RUNNING" for r in runs)
 
 
+def _dead_pid() -> int:
+    """A pid that no longer runs: the killed worker's."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def _work(spec: StudySpec, folder: Path) -> None:
+    """One in-process worker on ``spec`` until every cell is settled."""
+    job = worker.Job(
+        study=spec.source, smoke=False, overrides=[], storage=None, tracking=uri_of(folder),
+        accelerator="cpu", devices=None, threads=1, retry_before=0, workers=1, heartbeat=0,
+    )  # fmt: skip
+    worker.work(spec, job)
+
+
 def test_an_attempt_killed_after_recording_its_outcome_is_concluded_not_redone(
     workdir: Path,
 ) -> None:
-    """The window between writing the outcome and telling Optuna: the next worker's reap
-    finishes the attempt with the recorded value, and the cell is not run again."""
+    """The window after the commit point (the outcome on the trial), before the MLflow run
+    ends and Optuna is told: the next worker finishes both with the recorded outcome, and
+    the cell is not run again."""
     spec = load_study(write_study(workdir, STUDY))
-    cells = expand(spec)
+    cells = {cell.id: cell for cell in expand(spec)}
     study = storage.open_study(spec.name, spec.objective.direction)
-    storage.pending(study, cells)
+    storage.pending(study, cells.values())
     trial = storage.claim(study)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # a pid that no longer runs: the killed worker
-    trial.set_user_attr(storage.PID, dead.pid)
-    trial.set_user_attr(storage.VALUE, 0.75)  # what finish() writes before the outcome...
-    trial.set_user_attr(OUTCOME, "completed")  # ...and then it died before study.tell
-    assert storage.reap(study) == []  # nothing to retry, no MLflow run to close
+    tracker = Tracker(spec, uri_of(workdir))
+    run_id = worker._start(study, tracker, trial, cells[trial.user_attrs[CELL]], {})
+    trial.set_user_attr(storage.MLFLOW_RUN, run_id)
+    trial.set_user_attr(storage.PID, _dead_pid())
+    storage.record(trial, "completed", 0.75, seconds=1.0)  # ...and it died here
+
+    _work(spec, workdir)
     (settled,) = [t for t in study.get_trials() if t.number == trial.number]
     assert settled.state == optuna.trial.TrialState.COMPLETE and settled.value == 0.75
-    assert storage.objective(settled) == 0.75
-    todo = storage.pending(study, cells)
-    assert trial.user_attrs[CELL] not in {c.id for c in todo} and len(todo) == len(cells) - 1
+    run = MlflowClient(uri_of(workdir)).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[OUTCOME] == "completed"
+    assert run.data.metrics[OBJECTIVE_METRIC] == 0.75
+    completed = _assert_exactly_once(workdir, Path(spec.source))
+    assert run_id in {r.info.run_id for r in completed}  # not trained again
 
 
 def test_a_run_whose_id_never_reached_its_trial_is_closed_by_the_next_worker(
@@ -201,15 +221,61 @@ def test_a_run_whose_id_never_reached_its_trial_is_closed_by_the_next_worker(
     trial = storage.claim(study)
     tracker = Tracker(spec, uri_of(workdir))
     orphan = worker._start(study, tracker, trial, cells[trial.user_attrs[CELL]], {})
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    trial.set_user_attr(storage.PID, dead.pid)  # ...and its worker died here
+    trial.set_user_attr(storage.PID, _dead_pid())  # ...and its worker died here
 
-    job = worker.Job(
-        study=spec.source, smoke=False, overrides=[], storage=None, tracking=uri_of(workdir),
-        accelerator="cpu", devices=None, threads=1, retry_before=0, workers=1, heartbeat=0,
-    )  # fmt: skip
-    worker.work(spec, job)
+    _work(spec, workdir)
     closed = MlflowClient(uri_of(workdir)).get_run(orphan)
     assert closed.info.status == "KILLED" and "stopped" in closed.data.tags[ERROR]
     _assert_exactly_once(workdir, Path(spec.source))
+
+
+def test_a_run_whose_trial_failed_before_it_was_closed_is_closed_by_the_next_sweep(
+    workdir: Path,
+) -> None:
+    """A reaper killed between failing a dead worker's trial and closing its run."""
+    spec = load_study(write_study(workdir, TINY_STUDY))
+    cells = {cell.id: cell for cell in expand(spec)}
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, cells.values())
+    trial = storage.claim(study)
+    run_id = worker._start(
+        study, Tracker(spec, uri_of(workdir)), trial, cells[trial.user_attrs[CELL]], {}
+    )
+    storage.release(study, trial)  # ...and the reaper died here
+
+    run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    closed = MlflowClient(uri_of(workdir)).get_run(run_id)
+    assert closed.info.status == "KILLED" and "stopped" in closed.data.tags[ERROR]
+    _assert_exactly_once(workdir, Path(spec.source))
+
+
+def _workers_of(launcher: int) -> list[int]:
+    """The worker processes ``launcher`` started (not its MLflow server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == launcher and b"dlbench.harness.worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_sweep_whose_workers_all_die_says_so_and_exits_1(workdir: Path) -> None:
+    path = write_study(workdir, STUDY, "tiny.yaml")
+    process = subprocess.Popen(
+        _dlbench(path, workdir, "--devices", "cpu", "--workers", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _running_attempt()
+    for pid in _workers_of(process.pid):
+        os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err
+    assert "cells were not run: every worker stopped" in err.splitlines()[-1]
+    runs = _runs(workdir, "tiny")
+    assert runs and all(r.info.status != "RUNNING" for r in runs), "no run may stay RUNNING"

@@ -48,6 +48,7 @@ SECONDS = "dlbench.seconds"
 # recording the outcome and telling Optuna leaves the value here (``objective``).
 VALUE = "dlbench.value"
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
+STOPPED = "interrupted: the worker running this cell stopped"  # the error of a reaped attempt
 # A worker writes a heartbeat this often (seconds) while it trains a cell; one silent
 # for GRACE_FACTOR intervals is presumed dead. Cells take seconds to minutes, so 30 s
 # costs nothing and a dead worker's cell is retried within two minutes.
@@ -85,7 +86,9 @@ def _storage(
     if url is None:
         path = journal_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        # Absolute: Optuna's lock is a symlink to this path, and it frees a lock left by a
+        # killed worker (after 30 s) only if that link resolves; a relative one does not.
+        return JournalStorage(JournalFileBackend(str(path.resolve())))
     if url.startswith("sqlite"):
         if workers > 1:
             raise ConfigError(
@@ -135,9 +138,10 @@ def worker_tags() -> dict[str, str]:
 
 
 def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
-    """Fail every attempt whose worker is gone; returns them with the reason, so their
-    MLflow runs can be closed too. Their cells have no outcome and are enqueued again by
-    ``pending``.
+    """Settle every attempt whose worker is gone; returns them with the reason, so their
+    MLflow runs can be closed too (``Tracker.abandon_attempt``). One that recorded its
+    outcome is concluded with it; the others fail, and ``pending`` enqueues their cells
+    again.
 
     A database storage knows a worker is gone by its missed heartbeats (the workers may
     be on other machines, where a pid means nothing); the journal, on one machine, by
@@ -159,16 +163,19 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
     unowned_since = datetime.datetime.now() - datetime.timedelta(seconds=UNOWNED_GRACE)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if CELL not in attrs:
+        if CELL not in attrs:  # a fresh trial from ask() (see claim) whose worker died
+            if (trial.datetime_start or unowned_since) < unowned_since:
+                release(study, trial, "no cell")
             continue
         if OUTCOME in attrs and not beats and not worker_alive(attrs.get(HOST), attrs.get(PID)):
-            # Killed after recording its outcome (and ending its MLflow run): finish it.
-            _tell(study, trial.number, attrs[OUTCOME], attrs.get(VALUE))
+            # Killed after recording its outcome: finish it (and, by the caller, its run).
+            tell(study, trial.number, attrs[OUTCOME], attrs.get(VALUE))
+            gone.append((trial, "concluded: the worker stopped after recording the outcome"))
             continue
         unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
         if unowned or (not beats and not worker_alive(attrs.get(HOST), attrs.get(PID))):
             release(study, trial)
-            gone.append((trial, "interrupted: the worker running this cell stopped"))
+            gone.append((trial, STOPPED))
     return gone
 
 
@@ -199,17 +206,23 @@ def attempts_by_cell(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
     return by_cell
 
 
+def unsettled(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
+    """The cells no attempt has settled yet (``finished``)."""
+    by_cell = attempts_by_cell(study)
+    return [
+        cell
+        for cell in cells
+        if not any(finished(t, retry_before) for t in by_cell.get(cell.id, []))
+    ]
+
+
 def pending(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
     """Enqueue every unsettled cell with no waiting or running attempt; return unsettled cells."""
+    todo = unsettled(study, cells, retry_before)
     by_cell = attempts_by_cell(study)
-    todo = []
-    for cell in cells:
-        trials = by_cell.get(cell.id, [])
-        if any(finished(t, retry_before) for t in trials):
-            continue
-        if not any(t.state in LIVE for t in trials):
+    for cell in todo:
+        if not any(t.state in LIVE for t in by_cell.get(cell.id, [])):
             study.enqueue_trial({}, user_attrs={CELL: cell.id})
-        todo.append(cell)
     return todo
 
 
@@ -275,8 +288,7 @@ def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
         thread.join()
 
 
-def finish(
-    study: optuna.Study,
+def record(
     trial: Trial,
     outcome: str,
     value: float | None,
@@ -284,26 +296,27 @@ def finish(
     seconds: float = 0.0,
     error: str | None = None,
 ) -> None:
-    """Record a cell attempt's outcome; only ``completed`` carries an objective value.
+    """Record a cell attempt's outcome on its trial; only ``completed`` carries a value.
 
-    The outcome is written last: an attempt that has one has all its attributes, and
-    ``reap`` concludes it if its worker died before telling Optuna."""
+    This is the attempt's commit point: the worker ends the MLflow run and tells Optuna
+    after it. The outcome is written last, so an attempt that has one has all its
+    attributes, and ``reap`` finishes both for a worker that died after this."""
     trial.set_user_attr(SECONDS, round(seconds, 3))
     if error:
         trial.set_user_attr(ERROR, error[:2000])
     if value is not None:
         trial.set_user_attr(VALUE, value)
     trial.set_user_attr(OUTCOME, outcome)
-    _tell(study, trial, outcome, value)
 
 
-def _tell(study: optuna.Study, trial: Trial | int, outcome: str, value: float | None) -> None:
+def tell(study: optuna.Study, trial: Trial | int, outcome: str, value: float | None) -> None:
+    """Finish a recorded attempt's trial (once: two reapers may both conclude it)."""
     if outcome == "completed":
-        study.tell(trial, value)
+        study.tell(trial, value, skip_if_finished=True)
     elif outcome == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
+        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
     else:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def objective(trial: FrozenTrial) -> float | None:

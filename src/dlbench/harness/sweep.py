@@ -90,8 +90,8 @@ def run_study(
     )
     tracker = Tracker(spec, uri)  # experiment and parent run, before any worker starts
     # Attempts of dead workers are reaped by the workers themselves (worker.work); this
-    # closes MLflow runs left RUNNING here that never reached the Optuna storage.
-    tracker.abandon_orphans("interrupted: the worker running this cell stopped")
+    # closes MLflow runs left RUNNING by attempts that are over.
+    tracker.close_stale(study, storage.STOPPED)
     retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
     todo = storage.pending(study, cells, retry_before)
     monitor = Monitor(study, cells, spec.objective.metric)
@@ -132,9 +132,22 @@ def run_study(
                 worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
         elif todo:
             _run_processes([job(slot, False) for slot in slots], slots, logs, monitor, console)
+            for gone, reason in storage.reap(study):  # of workers that died last
+                tracker.abandon_attempt(gone, reason)
         monitor.poll()
+    tracker.close_stale(study, storage.STOPPED)
     tracker.close()
+    left = storage.unsettled(study, cells, retry_before)
+    if left:
+        raise Incomplete(
+            f"{spec.name}: {len(left)} of {len(cells)} cells were not run: every worker "
+            f"stopped (see {logs}/); run the same command again to resume"
+        )
     return monitor.settled
+
+
+class Incomplete(RuntimeError):
+    """Cells are left unsettled because every worker process stopped early."""
 
 
 def _run_processes(

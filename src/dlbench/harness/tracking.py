@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning
+import optuna
 import torch
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 from sqlalchemy import event
@@ -35,7 +36,15 @@ from sqlalchemy.engine import Engine
 import dlbench
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
-from dlbench.harness.storage import HOST, OPTUNA_TRIAL, PID, worker_alive, worker_tags
+from dlbench.harness.storage import (
+    HOST,
+    LIVE,
+    OPTUNA_TRIAL,
+    PID,
+    VALUE,
+    worker_alive,
+    worker_tags,
+)
 from dlbench.records import (
     ARM,
     ATTEMPT,
@@ -213,27 +222,40 @@ class Tracker:
         status = "FAILED" if outcome == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status)
 
-    def abandon_orphans(self, reason: str) -> None:
-        """Close cell runs left RUNNING by a worker on this host that no longer exists."""
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{ROLE}` = 'cell' and attributes.status = 'RUNNING'",
-            max_results=10_000,
-        )
-        for run in found:
+    def close_stale(self, study: optuna.Study, reason: str) -> None:
+        """Close every cell run left RUNNING whose attempt is over: its trial settled or
+        failed (its reaper died before closing the run), or, for a run with no trial in
+        this storage, its worker on this host is gone."""
+        trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}
+        for run in self._running():
             tags = run.data.tags
-            if not worker_alive(tags.get(HOST), tags.get(PID)):
-                self.abandon(run.info.run_id, reason)
+            trial = trials.get(tags.get(OPTUNA_TRIAL, ""))
+            if trial is None:
+                if not worker_alive(tags.get(HOST), tags.get(PID)):
+                    self.abandon(run.info.run_id, reason)
+            elif trial.state not in LIVE:
+                self._close(run.info.run_id, trial, reason)
 
     def abandon_attempt(self, trial: FrozenTrial, reason: str) -> None:
         """Close the run of a reaped attempt, found by its trial number: the worker may
-        have died between creating the run and recording its id on the trial."""
-        found = self.client.search_runs(
+        have died before recording the run's id on the trial."""
+        for run in self._running(f" and tags.`{OPTUNA_TRIAL}` = '{trial.number}'"):
+            self._close(run.info.run_id, trial, reason)
+
+    def _running(self, where: str = "") -> list[Run]:
+        return self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{OPTUNA_TRIAL}` = '{trial.number}' and attributes.status = 'RUNNING'",
+            filter_string=f"tags.`{ROLE}` = 'cell' and attributes.status = 'RUNNING'{where}",
+            max_results=10_000,
         )
-        for run in found:
-            self.abandon(run.info.run_id, reason)
+
+    def _close(self, run_id: str, trial: FrozenTrial, reason: str) -> None:
+        """With the outcome the trial recorded (``storage.record``), else as killed."""
+        attrs = trial.user_attrs
+        if OUTCOME in attrs:
+            self.end_cell(run_id, attrs[OUTCOME], attrs.get(VALUE), attrs.get(ERROR))
+        else:
+            self.abandon(run_id, reason)
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close a run whose worker died mid-cell, so nothing stays RUNNING forever."""

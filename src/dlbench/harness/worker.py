@@ -233,10 +233,18 @@ def _compiled_tag(job: Job) -> dict[str, str]:
 def _record(
     study: optuna.Study, tracker: Tracker, trial: Trial, run_id: str, result: Result
 ) -> None:
+    """The outcome on the trial (the commit point), then on the run, then told to Optuna:
+    a worker killed anywhere in between leaves the rest to ``reap``."""
+    try:
+        storage.record(
+            trial, result.outcome, result.objective, seconds=result.seconds, error=result.error
+        )
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Presumed dead (missed heartbeats) while it trained: the cell is retried elsewhere.
+        tracker.abandon(run_id, "superseded: this worker missed its heartbeats")
+        return
     tracker.end_cell(run_id, result.outcome, result.objective, result.error)
-    storage.finish(
-        study, trial, result.outcome, result.objective, seconds=result.seconds, error=result.error
-    )
+    storage.tell(study, trial, result.outcome, result.objective)
 
 
 def _guarded(train: Callable[[], list[Result]], cells: int) -> list[Result]:
