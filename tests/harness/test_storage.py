@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
+import optuna
+
+from conftest import TINY_STUDY, write_study
 from dlbench.harness import storage
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
 
 
 def test_the_journal_lock_of_a_killed_worker_can_be_freed(workdir: Path) -> None:
@@ -21,3 +27,17 @@ def test_the_journal_lock_of_a_killed_worker_can_be_freed(workdir: Path) -> None
         assert os.path.exists(link), "the lock's target resolves (os.stat follows the link)"
     finally:
         lock.release()
+
+
+def test_a_trial_claimed_moments_ago_is_not_reaped_before_its_pid_is_written(
+    workdir: Path,
+) -> None:
+    """claim writes the host, then the pid: another worker's reap in between must not
+    take the half-written owner for a dead one (it did, and failed a live worker's cell)."""
+    spec = load_study(write_study(workdir, TINY_STUDY))
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, expand(spec))
+    trial = study.ask()
+    trial.set_user_attr(storage.HOST, socket.gethostname())  # ...and no pid yet
+    assert storage.reap(study) == []
+    assert study.get_trials()[trial.number].state == optuna.trial.TrialState.RUNNING

@@ -145,8 +145,8 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
 
     A database storage knows a worker is gone by its missed heartbeats (the workers may
     be on other machines, where a pid means nothing); the journal, on one machine, by
-    its dead pid. Either way, an attempt that never recorded its owner is gone after
-    ``UNOWNED_GRACE`` seconds (killed between ``ask()`` and the next line).
+    its dead pid. Either way, an attempt that never recorded its owner's pid is gone
+    after ``UNOWNED_GRACE`` seconds (killed between ``ask()`` and writing it).
     """
     gone = []
     beats = bool(_heartbeat_interval(study))
@@ -163,17 +163,20 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
     unowned_since = datetime.datetime.now() - datetime.timedelta(seconds=UNOWNED_GRACE)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if CELL not in attrs:  # a fresh trial from ask() (see claim) whose worker died
+        if PID not in attrs:
+            # Claimed moments ago (claim writes the host, then the pid), or its worker
+            # died in between or before (a fresh trial from ask() has no cell either): it
+            # has no MLflow run yet, and only time tells the two apart.
             if (trial.datetime_start or unowned_since) < unowned_since:
-                release(study, trial, "no cell")
+                release(study, trial)
             continue
-        if OUTCOME in attrs and not beats and not worker_alive(attrs.get(HOST), attrs.get(PID)):
+        if beats or worker_alive(attrs.get(HOST), attrs[PID]):
+            continue
+        if OUTCOME in attrs:
             # Killed after recording its outcome: finish it (and, by the caller, its run).
             tell(study, trial.number, attrs[OUTCOME], attrs.get(VALUE))
             gone.append((trial, "concluded: the worker stopped after recording the outcome"))
-            continue
-        unowned = HOST not in attrs and (trial.datetime_start or unowned_since) < unowned_since
-        if unowned or (not beats and not worker_alive(attrs.get(HOST), attrs.get(PID))):
+        else:
             release(study, trial)
             gone.append((trial, STOPPED))
     return gone
@@ -242,7 +245,7 @@ def claim(study: optuna.Study, retry_before: int = 0) -> Trial | None:
             # Another worker took the last waiting trial first and ask() made a fresh one.
             study.tell(trial, state=TrialState.FAIL)
             return None
-        for key, value in worker_tags().items():
+        for key, value in worker_tags().items():  # the pid last: it marks the trial owned
             trial.set_user_attr(key, value)
         siblings = [
             t
