@@ -112,8 +112,9 @@ def _range(problem: Any, key: str, raw: Any, axes: list[str]) -> Range:
 def cell_study(study: optuna.Study, search: Search, cell: Cell, direction: str) -> optuna.Study:
     """The Optuna study that tunes ``cell``, in the same storage as the sweep's.
 
-    Every unit opens it anew, so the sampler's seed also counts the trials so far:
-    seeded by the cell's seed alone, each unit would draw the same first sample.
+    Every unit opens it anew, so the sampler's seed also has the unit's index and the
+    trials so far: seeded by the cell's seed alone, each unit would draw the same first
+    sample, and units that start at once (one per worker) see the same trial count.
     """
     tuning = optuna.create_study(
         study_name=f"{study.study_name}/{cell.grid_id}",
@@ -122,7 +123,8 @@ def cell_study(study: optuna.Study, search: Search, cell: Cell, direction: str) 
         pruner=PRUNERS[search.pruner](),
         load_if_exists=True,
     )
-    seed = cell.seed * 1_000_003 + len(tuning.get_trials(deepcopy=False))
+    trials = len(tuning.get_trials(deepcopy=False))
+    seed = (cell.seed * 1_000_003 + (cell.trial or 0) * 1_009 + trials) % 2**32
     tuning.sampler = optuna.samplers.TPESampler(seed=seed)
     return tuning
 
@@ -147,10 +149,12 @@ def suggest(tuning: optuna.Study, search: Search, cell: Cell) -> tuple[Cell, Tri
 
 def conclude(tuning: optuna.Study, trial: Trial, outcome: str, value: float | None) -> None:
     """Tell the cell's study how the trial went, so the sampler and pruner learn from it."""
+    # skip_if_finished: a retry elsewhere fails this trial if this worker was presumed dead.
     if outcome == "completed" and value is not None and math.isfinite(value):
-        tuning.tell(trial, value)
+        tuning.tell(trial, value, skip_if_finished=True)
     else:
-        tuning.tell(trial, state=TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL)
+        state = TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL
+        tuning.tell(trial, state=state, skip_if_finished=True)
 
 
 class Pruning(L.Callback):

@@ -18,10 +18,11 @@ per cell (the lowest-numbered live one), so no cell is run twice.
 from __future__ import annotations
 
 import contextlib
-import datetime
+import logging
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -54,7 +55,9 @@ STOPPED = "interrupted: the worker running this cell stopped"  # the error of a 
 # costs nothing and a dead worker's cell is retried within two minutes.
 HEARTBEAT_INTERVAL = 30
 GRACE_FACTOR = 3
-UNOWNED_GRACE = 60  # seconds a claimed trial may go without its owner's host and pid
+UNOWNED_GRACE = 60  # seconds a claimed trial may go without its owner's pid
+# (study, trial number) -> when this process's reap first saw that RUNNING trial with no pid
+_WITHOUT_PID: dict[tuple[str, int], float] = {}
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -160,14 +163,15 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if t.number not in before and CELL in t.user_attrs
         ]
-    unowned_since = datetime.datetime.now() - datetime.timedelta(seconds=UNOWNED_GRACE)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if PID not in attrs:
             # Claimed moments ago (claim writes the host, then the pid), or its worker
             # died in between or before (a fresh trial from ask() has no cell either): it
-            # has no MLflow run yet, and only time tells the two apart.
-            if (trial.datetime_start or unowned_since) < unowned_since:
+            # has no MLflow run yet, and only time tells the two apart. Time as this
+            # process saw it: a trial's start is another machine's clock.
+            seen = _WITHOUT_PID.setdefault((study.study_name, trial.number), time.monotonic())
+            if time.monotonic() - seen > UNOWNED_GRACE:
                 release(study, trial)
             continue
         if beats or worker_alive(attrs.get(HOST), attrs[PID]):
@@ -278,7 +282,10 @@ def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
 
     def beat() -> None:
         while True:
-            store.record_heartbeat(trial._trial_id)
+            try:
+                store.record_heartbeat(trial._trial_id)
+            except Exception as err:  # a dropped connection: the next beat may get through
+                logging.getLogger(__name__).warning("heartbeat of trial %d: %s", trial.number, err)
             if stop.wait(interval):
                 return
 
@@ -313,13 +320,14 @@ def record(
 
 
 def tell(study: optuna.Study, trial: Trial | int, outcome: str, value: float | None) -> None:
-    """Finish a recorded attempt's trial (once: two reapers may both conclude it)."""
-    if outcome == "completed":
-        study.tell(trial, value, skip_if_finished=True)
-    elif outcome == "pruned":
-        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-    else:
-        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    """Finish a recorded attempt's trial, once: two reapers may both conclude it, and the
+    journal reports the second one's write only when it replays it."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        if outcome == "completed":
+            study.tell(trial, value, skip_if_finished=True)
+        else:
+            state = TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL
+            study.tell(trial, state=state, skip_if_finished=True)
 
 
 def objective(trial: FrozenTrial) -> float | None:

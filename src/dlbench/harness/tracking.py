@@ -226,8 +226,9 @@ class Tracker:
         """Close every cell run left RUNNING whose attempt is over: its trial settled or
         failed (its reaper died before closing the run), or, for a run with no trial in
         this storage, its worker on this host is gone."""
+        running = self._running()  # before the trials: a run's trial exists before it
         trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}
-        for run in self._running():
+        for run in running:
             tags = run.data.tags
             trial = trials.get(tags.get(OPTUNA_TRIAL, ""))
             if trial is None:
