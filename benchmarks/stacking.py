@@ -14,8 +14,8 @@ Each dlbench sweep runs in a fresh temporary directory, so it trains every cell;
 time counts from the call to the settled study (stores opened, runs written), not
 process start-up (benchmarks/startup.py measures that). The MLflow store's schema is
 created before the clock, as a user's mlflow.db exists after their first study: that
-is MLflow's one-time migration of a new database (about 1.2 s here, 17 ms a cell at 70
-cells), paid once per store, not per study; --fresh-store counts it too. The three ways alternate for
+is MLflow's one-time migration of a new database (about 0.2 s of the stacked sweep's
+4 s here), paid once per store, not per study; --fresh-store counts it too. The three ways alternate for
 --repeats rounds and the medians are compared, so drift in the machine hits all alike.
 The mean final val accuracy of each way is printed: stacking trains the same models,
 so it should match.
