@@ -209,6 +209,30 @@ def test_an_attempt_killed_after_recording_its_outcome_is_concluded_not_redone(
     assert run_id in {r.info.run_id for r in completed}  # not trained again
 
 
+def test_the_last_cell_killed_after_its_outcome_is_concluded_by_the_next_sweep(
+    workdir: Path,
+) -> None:
+    """As above, for a study's last cell: the re-run has no cell to train and starts no
+    worker, so the launcher concludes the attempt itself."""
+    one_cell = TINY_STUDY.replace("seeds: [0, 1]", "seeds: [0]").replace(
+        "    - {name: adam, lr: 0.01}\n", ""
+    )
+    spec = load_study(write_study(workdir, one_cell))
+    (cell,) = expand(spec)
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, [cell])
+    trial = storage.claim(study)
+    run_id = worker._start(study, Tracker(spec, uri_of(workdir)), trial, cell, {})
+    trial.set_user_attr(storage.MLFLOW_RUN, run_id)
+    trial.set_user_attr(storage.PID, _dead_pid())
+    storage.record(trial, "completed", 0.5)  # ...and it died here
+
+    assert run_study(spec, tracking=uri_of(workdir), devices="cpu") == []  # nothing trained
+    run = MlflowClient(uri_of(workdir)).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[OUTCOME] == "completed"
+    assert study.get_trials()[trial.number].state == optuna.trial.TrialState.COMPLETE
+
+
 def test_a_run_whose_id_never_reached_its_trial_is_closed_by_the_next_worker(
     workdir: Path,
 ) -> None:

@@ -21,6 +21,7 @@ trial, and its runs say what budget (trials, epochs) the tuning used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -137,7 +138,8 @@ def suggest(tuning: optuna.Study, search: Search, cell: Cell) -> tuple[Cell, Tri
     """
     for stale in tuning.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if stale.user_attrs.get(UNIT) == cell.id:
-            tuning.tell(stale.number, state=TrialState.FAIL)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                tuning.tell(stale.number, state=TrialState.FAIL, skip_if_finished=True)
     trial = tuning.ask()
     trial.set_user_attr(UNIT, cell.id)
     settings = dict(cell.settings)
@@ -149,12 +151,13 @@ def suggest(tuning: optuna.Study, search: Search, cell: Cell) -> tuple[Cell, Tri
 
 def conclude(tuning: optuna.Study, trial: Trial, outcome: str, value: float | None) -> None:
     """Tell the cell's study how the trial went, so the sampler and pruner learn from it."""
-    # skip_if_finished: a retry elsewhere fails this trial if this worker was presumed dead.
-    if outcome == "completed" and value is not None and math.isfinite(value):
-        tuning.tell(trial, value, skip_if_finished=True)
-    else:
-        state = TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL
-        tuning.tell(trial, state=state, skip_if_finished=True)
+    # A retry elsewhere fails this trial if this worker was presumed dead (suggest).
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        if outcome == "completed" and value is not None and math.isfinite(value):
+            tuning.tell(trial, value, skip_if_finished=True)
+        else:
+            state = TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL
+            tuning.tell(trial, state=state, skip_if_finished=True)
 
 
 class Pruning(L.Callback):

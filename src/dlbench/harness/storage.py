@@ -10,7 +10,8 @@ Storage: the journal file (default; safe for several processes on one machine) o
 an RDB URL. PostgreSQL/MySQL get Optuna's heartbeats, so a worker on another machine
 that dies mid-cell has its cell retried by the others; SQLite is refused for more than
 one worker (it locks). An attempt whose worker is gone, by a missed heartbeat or, on
-this host, a dead pid, is failed without an outcome, and its cell enqueued again.
+this host, a dead pid, is failed and its cell enqueued again, unless it had recorded its
+outcome (``record``), which then stands.
 Several workers may enqueue the same cell at once; ``claim`` keeps exactly one attempt
 per cell (the lowest-numbered live one), so no cell is run twice.
 """
@@ -87,11 +88,17 @@ def _storage(
     name: str, url: str | None, workers: int, heartbeat: int
 ) -> optuna.storages.BaseStorage:
     if url is None:
-        path = journal_path(name)
+        path = journal_path(name).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         # Absolute: Optuna's lock is a symlink to this path, and it frees a lock left by a
-        # killed worker (after 30 s) only if that link resolves; a relative one does not.
-        return JournalStorage(JournalFileBackend(str(path.resolve())))
+        # killed worker (after 30 s) only if that link resolves; a relative one never
+        # does, and Optuna would wait on it forever: such a lock was left by an earlier
+        # dlbench, which opened the journal by a relative path.
+        lock = Path(f"{path}.lock")
+        if lock.is_symlink() and not Path(os.readlink(lock)).is_absolute():
+            logging.getLogger(__name__).warning("removing a stale journal lock: %s", lock)
+            lock.unlink(missing_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite"):
         if workers > 1:
             raise ConfigError(
@@ -143,8 +150,9 @@ def worker_tags() -> dict[str, str]:
 def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
     """Settle every attempt whose worker is gone; returns them with the reason, so their
     MLflow runs can be closed too (``Tracker.abandon_attempt``). One that recorded its
-    outcome is concluded with it; the others fail, and ``pending`` enqueues their cells
-    again.
+    outcome keeps it (the journal concludes its trial; a database storage fails it, and
+    ``finished`` reads the outcome); the others fail, and ``pending`` enqueues their
+    cells again.
 
     A database storage knows a worker is gone by its missed heartbeats (the workers may
     be on other machines, where a pid means nothing); the journal, on one machine, by

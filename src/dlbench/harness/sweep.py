@@ -89,8 +89,11 @@ def run_study(
         heartbeat=heartbeat,
     )
     tracker = Tracker(spec, uri)  # experiment and parent run, before any worker starts
-    # Attempts of dead workers are reaped by the workers themselves (worker.work); this
-    # closes MLflow runs left RUNNING by attempts that are over.
+    # Attempts of dead workers are reaped here (an attempt killed after recording its
+    # outcome leaves no cell to run, so no worker would), then by the workers themselves
+    # (worker.work); close_stale closes MLflow runs left RUNNING by attempts that are over.
+    for gone, reason in storage.reap(study):
+        tracker.abandon_attempt(gone, reason)
     tracker.close_stale(study, storage.STOPPED)
     retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
     todo = storage.pending(study, cells, retry_before)

@@ -39,6 +39,7 @@ from dlbench.harness.spec import StudySpec
 from dlbench.harness.storage import (
     HOST,
     LIVE,
+    MLFLOW_RUN,
     OPTUNA_TRIAL,
     PID,
     VALUE,
@@ -229,19 +230,22 @@ class Tracker:
         running = self._running()  # before the trials: a run's trial exists before it
         trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}
         for run in running:
-            tags = run.data.tags
-            trial = trials.get(tags.get(OPTUNA_TRIAL, ""))
+            tags, run_id = run.data.tags, run.info.run_id
+            trial = _attempt_of(run_id, trials.get(tags.get(OPTUNA_TRIAL, "")))
             if trial is None:
                 if not worker_alive(tags.get(HOST), tags.get(PID)):
-                    self.abandon(run.info.run_id, reason)
+                    self.abandon(run_id, reason)
             elif trial.state not in LIVE:
-                self._close(run.info.run_id, trial, reason)
+                self._close(run_id, trial, reason)
 
     def abandon_attempt(self, trial: FrozenTrial, reason: str) -> None:
-        """Close the run of a reaped attempt, found by its trial number: the worker may
-        have died before recording the run's id on the trial."""
-        for run in self._running(f" and tags.`{OPTUNA_TRIAL}` = '{trial.number}'"):
-            self._close(run.info.run_id, trial, reason)
+        """Close the run of a reaped attempt: the one its trial names, or, if the worker
+        died before recording that, the one tagged with its trial number."""
+        tagged = self._running(f" and tags.`{OPTUNA_TRIAL}` = '{trial.number}'")
+        ids = {run.info.run_id for run in tagged if _attempt_of(run.info.run_id, trial)}
+        ids |= {trial.user_attrs[MLFLOW_RUN]} if MLFLOW_RUN in trial.user_attrs else set()
+        for run_id in ids:
+            self._close(run_id, trial, reason)
 
     def _running(self, where: str = "") -> list[Run]:
         return self.client.search_runs(
@@ -251,7 +255,10 @@ class Tracker:
         )
 
     def _close(self, run_id: str, trial: FrozenTrial, reason: str) -> None:
-        """With the outcome the trial recorded (``storage.record``), else as killed."""
+        """With the outcome the trial recorded (``storage.record``), else as killed; a
+        run that ended meanwhile is left as it is."""
+        if self.client.get_run(run_id).info.status != RunStatus.to_string(RunStatus.RUNNING):
+            return
         attrs = trial.user_attrs
         if OUTCOME in attrs:
             self.end_cell(run_id, attrs[OUTCOME], attrs.get(VALUE), attrs.get(ERROR))
@@ -267,6 +274,14 @@ class Tracker:
 
     def close(self) -> None:
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+
+def _attempt_of(run_id: str, trial: FrozenTrial | None) -> FrozenTrial | None:
+    """``trial``, unless it records another run: a trial of the same number in another
+    Optuna storage (after --storage changed, or runs/ was deleted and mlflow.db kept)."""
+    if trial is None or trial.user_attrs.get(MLFLOW_RUN, run_id) != run_id:
+        return None
+    return trial
 
 
 @contextlib.contextmanager
