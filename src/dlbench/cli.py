@@ -259,14 +259,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             heartbeat=args.heartbeat,
             console=console,
         )
-    except Incomplete as err:
-        left: Incomplete | None = err
-    else:
-        left = None
-    console.print(summary_table(spec, args.storage))
-    if left is not None:
-        print(f"dlbench: error: {left}", file=sys.stderr)
+    except Incomplete as err:  # `dlbench status` shows which cells are left
+        print(f"dlbench: error: {err}", file=sys.stderr)
         return 1
+    console.print(summary_table(spec, args.storage))
     console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
     return 0
 

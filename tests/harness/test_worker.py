@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import Trial
 
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness import storage, worker
@@ -74,14 +75,17 @@ def _running_attempt(
     raise AssertionError("no worker started a cell")
 
 
-def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Path) -> None:
-    path = write_study(workdir, STUDY, "tiny.yaml")
-    process = subprocess.Popen(
-        _dlbench(path, workdir, "--devices", "cpu", "--workers", "2"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+def _two_workers(folder: Path) -> tuple[Path, subprocess.Popen]:
+    """`dlbench run` of STUDY with two CPU worker processes, its stderr piped."""
+    path = write_study(folder, STUDY, "tiny.yaml")
+    command = _dlbench(path, folder, "--devices", "cpu", "--workers", "2")
+    return path, subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
+
+
+def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Path) -> None:
+    path, process = _two_workers(workdir)
     victim = _running_attempt()
     os.kill(int(victim.user_attrs[storage.PID]), signal.SIGKILL)
     _, err = process.communicate(timeout=300)
@@ -182,19 +186,25 @@ def _work(spec: StudySpec, folder: Path) -> None:
     worker.work(spec, job)
 
 
+def _attempt(folder: Path, text: str) -> tuple[StudySpec, optuna.Study, Trial, str]:
+    """A study written to ``folder``, one of its cells claimed and its MLflow run started
+    (not yet recorded on the trial): the state a worker leaves at that point."""
+    spec = load_study(write_study(folder, text))
+    cells = {cell.id: cell for cell in expand(spec)}
+    study = storage.open_study(spec.name, spec.objective.direction)
+    storage.pending(study, cells.values())
+    trial = storage.claim(study)
+    cell = cells[trial.user_attrs[CELL]]
+    return spec, study, trial, worker._start(study, Tracker(spec, uri_of(folder)), trial, cell, {})
+
+
 def test_an_attempt_killed_after_recording_its_outcome_is_concluded_not_redone(
     workdir: Path,
 ) -> None:
     """The window after the commit point (the outcome on the trial), before the MLflow run
     ends and Optuna is told: the next worker finishes both with the recorded outcome, and
     the cell is not run again."""
-    spec = load_study(write_study(workdir, STUDY))
-    cells = {cell.id: cell for cell in expand(spec)}
-    study = storage.open_study(spec.name, spec.objective.direction)
-    storage.pending(study, cells.values())
-    trial = storage.claim(study)
-    tracker = Tracker(spec, uri_of(workdir))
-    run_id = worker._start(study, tracker, trial, cells[trial.user_attrs[CELL]], {})
+    spec, study, trial, run_id = _attempt(workdir, STUDY)
     trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     trial.set_user_attr(storage.PID, _dead_pid())
     storage.record(trial, "completed", 0.75, seconds=1.0)  # ...and it died here
@@ -217,12 +227,8 @@ def test_the_last_cell_killed_after_its_outcome_is_concluded_by_the_next_sweep(
     one_cell = TINY_STUDY.replace("seeds: [0, 1]", "seeds: [0]").replace(
         "    - {name: adam, lr: 0.01}\n", ""
     )
-    spec = load_study(write_study(workdir, one_cell))
-    (cell,) = expand(spec)
-    study = storage.open_study(spec.name, spec.objective.direction)
-    storage.pending(study, [cell])
-    trial = storage.claim(study)
-    run_id = worker._start(study, Tracker(spec, uri_of(workdir)), trial, cell, {})
+    spec, study, trial, run_id = _attempt(workdir, one_cell)
+    assert len(expand(spec)) == 1
     trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     trial.set_user_attr(storage.PID, _dead_pid())
     storage.record(trial, "completed", 0.5)  # ...and it died here
@@ -238,13 +244,7 @@ def test_a_run_whose_id_never_reached_its_trial_is_closed_by_the_next_worker(
 ) -> None:
     """The window between creating a cell's MLflow run and recording its id on the trial
     (a stacked worker records several ids after creating several runs)."""
-    spec = load_study(write_study(workdir, TINY_STUDY))
-    cells = {cell.id: cell for cell in expand(spec)}
-    study = storage.open_study(spec.name, spec.objective.direction)
-    storage.pending(study, cells.values())
-    trial = storage.claim(study)
-    tracker = Tracker(spec, uri_of(workdir))
-    orphan = worker._start(study, tracker, trial, cells[trial.user_attrs[CELL]], {})
+    spec, _, trial, orphan = _attempt(workdir, TINY_STUDY)
     trial.set_user_attr(storage.PID, _dead_pid())  # ...and its worker died here
 
     _work(spec, workdir)
@@ -257,14 +257,7 @@ def test_a_run_whose_trial_failed_before_it_was_closed_is_closed_by_the_next_swe
     workdir: Path,
 ) -> None:
     """A reaper killed between failing a dead worker's trial and closing its run."""
-    spec = load_study(write_study(workdir, TINY_STUDY))
-    cells = {cell.id: cell for cell in expand(spec)}
-    study = storage.open_study(spec.name, spec.objective.direction)
-    storage.pending(study, cells.values())
-    trial = storage.claim(study)
-    run_id = worker._start(
-        study, Tracker(spec, uri_of(workdir)), trial, cells[trial.user_attrs[CELL]], {}
-    )
+    spec, study, trial, run_id = _attempt(workdir, TINY_STUDY)
     storage.release(study, trial)  # ...and the reaper died here
 
     run_study(spec, tracking=uri_of(workdir), devices="cpu")
@@ -288,13 +281,7 @@ def _workers_of(launcher: int) -> list[int]:
 
 
 def test_a_sweep_whose_workers_all_die_says_so_and_exits_1(workdir: Path) -> None:
-    path = write_study(workdir, STUDY, "tiny.yaml")
-    process = subprocess.Popen(
-        _dlbench(path, workdir, "--devices", "cpu", "--workers", "2"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    _, process = _two_workers(workdir)
     _running_attempt()
     for pid in _workers_of(process.pid):
         os.kill(pid, signal.SIGKILL)
