@@ -223,7 +223,12 @@ def attempts_by_cell(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
 
 def unsettled(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
     """The cells no attempt has settled yet (``finished``)."""
-    by_cell = attempts_by_cell(study)
+    return _unsettled(attempts_by_cell(study), cells, retry_before)
+
+
+def _unsettled(
+    by_cell: dict[str, list[FrozenTrial]], cells: Iterable[Cell], retry_before: int
+) -> list[Cell]:
     return [
         cell
         for cell in cells
@@ -233,8 +238,8 @@ def unsettled(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0)
 
 def pending(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
     """Enqueue every unsettled cell with no waiting or running attempt; return unsettled cells."""
-    todo = unsettled(study, cells, retry_before)
     by_cell = attempts_by_cell(study)
+    todo = _unsettled(by_cell, cells, retry_before)
     for cell in todo:
         if not any(t.state in LIVE for t in by_cell.get(cell.id, [])):
             study.enqueue_trial({}, user_attrs={CELL: cell.id})

@@ -92,8 +92,7 @@ def run_study(
     # Attempts of dead workers are reaped here (an attempt killed after recording its
     # outcome leaves no cell to run, so no worker would), then by the workers themselves
     # (worker.work); close_stale closes MLflow runs left RUNNING by attempts that are over.
-    for gone, reason in storage.reap(study):
-        tracker.abandon_attempt(gone, reason)
+    tracker.reap(study)
     tracker.close_stale(study, storage.STOPPED)
     retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
     todo = storage.pending(study, cells, retry_before)
@@ -135,8 +134,7 @@ def run_study(
                 worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
         elif todo:
             _run_processes([job(slot, False) for slot in slots], slots, logs, monitor, console)
-            for gone, reason in storage.reap(study):  # of workers that died last
-                tracker.abandon_attempt(gone, reason)
+            tracker.reap(study)  # of workers that died last
         monitor.poll()
     tracker.close_stale(study, storage.STOPPED)
     tracker.close()

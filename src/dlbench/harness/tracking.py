@@ -43,6 +43,7 @@ from dlbench.harness.storage import (
     OPTUNA_TRIAL,
     PID,
     VALUE,
+    reap,
     worker_alive,
     worker_tags,
 )
@@ -237,6 +238,12 @@ class Tracker:
                     self.abandon(run_id, reason)
             elif trial.state not in LIVE:
                 self._close(run_id, trial, reason)
+
+    def reap(self, study: optuna.Study) -> None:
+        """Settle the attempts of workers that are gone (``storage.reap``) and close
+        their runs."""
+        for gone, reason in reap(study):
+            self.abandon_attempt(gone, reason)
 
     def abandon_attempt(self, trial: FrozenTrial, reason: str) -> None:
         """Close the run of a reaped attempt: the one its trial names, or, if the worker

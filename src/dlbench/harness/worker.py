@@ -67,8 +67,7 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
     )
     tracker = Tracker(spec, job.tracking, attach=True)
     while _launcher_alive(job):
-        for gone, reason in storage.reap(study):
-            tracker.abandon_attempt(gone, reason)
+        tracker.reap(study)
         todo = storage.pending(study, cells.values(), job.retry_before)
         if not todo:
             return
