@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install dlbench with its dev tools (once)
 
-test: $(STAMP) ## run the default test suite (fast; no slow or gpu tests)
+system-deps: ## the Debian packages the tests need (PostgreSQL, Chromium), installed if missing
+	@scripts/system-deps
+
+test: $(STAMP) system-deps ## run the default test suite (installs what it needs; no slow or gpu tests)
 	$(BIN)/pytest -m "not slow and not gpu" -q
 
-test-slow: $(STAMP) ## run the slow tests too (every study's smoke tier, end to end)
+test-slow: $(STAMP) system-deps ## run the slow tests too (every study's smoke tier, end to end)
 	$(BIN)/pytest -m "not gpu" -q
 
 test-gpu: $(STAMP) ## the GPU tests (GPU-tier study smoke runs; they download the datasets)
