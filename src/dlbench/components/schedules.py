@@ -74,6 +74,12 @@ def step(
         raise ConfigError(
             f"step needs 0 < gamma <= 1 and step_epochs > 0, got {gamma}, {step_epochs}"
         )
+    if step_epochs >= epochs:  # its first decay would come after the last step
+        raise ConfigError(
+            f"schedule 'step' would not act: its first decay comes after step_epochs="
+            f"{step_epochs} epochs, and the run has {epochs}; allowed here: step_epochs < "
+            f"{epochs}, or another schedule"
+        )
     every = max(1, round(step_epochs * steps_per_epoch))
     return lambda s: gamma ** (s // every)
 

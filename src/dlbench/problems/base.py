@@ -5,6 +5,14 @@ rate positionally (they come from other settings) and its model settings as
 keyword-only arguments; those keywords, with their defaults, are exactly the
 problem's own settings in a study file. Registry flags hold the task, the input
 shape (what augmentations and norms are checked against) and the default budget.
+
+Every component a factory accepts must act. A factory whose model has no place for
+one (no dropout layer for the regularizer's rate, no hidden layer for a norm or an
+activation) refuses it with ``inert``: otherwise the cell would train exactly what
+the default trains while MLflow records it under the other name. The factory is the
+one place that knows what its model can apply, as a timm model builder knows whether
+it takes a ``drop_rate``; tests/harness/test_components_act.py holds every problem
+and component family to it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import Any
 import lightning as L
 from torch import nn
 
+from dlbench.components import REGULARIZERS
+from dlbench.errors import ConfigError
 from dlbench.registry import Named, Registry
 
 
@@ -76,3 +86,31 @@ def problem(
         objective=_CLASSIFY if task == "classification" else _REGRESS,
         budget=budget,
     )
+
+
+# Why an MLP problem of depth 0 (one linear layer) refuses dropout, a norm or an activation.
+NO_HIDDEN = "with depth 0 has no hidden layer (it is one linear layer)"
+
+
+def inert(problem: str, lacks: str, /, dropout: float = 0.0, **components: Named) -> None:
+    """Refuse what problem ``problem``'s model would not apply; ``lacks`` says why.
+
+    A ``dropout`` rate above 0 (the regularizer's, ``Regularizer.dropout``), or any of
+    ``components`` (``norm=...``, ``activation=...``: model settings of the problem)
+    other than the problem's default, is a ConfigError: "problem 'digits_linear' has
+    no dropout layer: regularizer 'dropout' would not act; allowed here: none, l1, ...".
+    A default is allowed (it is what the cell trains without the setting).
+    """
+    if dropout > 0:
+        allowed = [e.name for e in REGULARIZERS if not REGULARIZERS.create(e.name).dropout]
+        raise ConfigError(
+            f"problem {problem!r} {lacks}: regularizer 'dropout' would not act; "
+            f"allowed here: {', '.join(allowed)}"
+        )
+    defaults = PROBLEMS.get(problem).hyperparameters
+    for key, value in components.items():
+        if str(value) != str(defaults[key]):
+            raise ConfigError(
+                f"problem {problem!r} {lacks}: {key} {str(value)!r} would not act; "
+                f"allowed here: {defaults[key]} (the default)"
+            )

@@ -14,7 +14,7 @@ from dlbench.models import (
     SequenceModel,
     SoftmaxRegression,
 )
-from dlbench.problems.base import Setup, budget, problem
+from dlbench.problems.base import NO_HIDDEN, Setup, budget, inert, problem
 from dlbench.registry import Named
 
 
@@ -34,6 +34,7 @@ def digits_linear(
     init: Named = "default",
     preprocessing: Named = "standardize",
 ) -> Setup:
+    inert("digits_linear", "has no dropout layer (it is one linear layer)", dropout)
     return Setup(
         DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
         SoftmaxRegression(64, 10, init=init),
@@ -61,6 +62,8 @@ def digits_mlp(
     preprocessing: Named = "standardize",
     train_size: int | str = "full",
 ) -> Setup:
+    if depth == 0:
+        inert("digits_mlp", NO_HIDDEN, dropout, activation=activation, norm=norm)
     model = MLP(
         64,
         10,
@@ -144,6 +147,7 @@ def digits_rnn(
     layers: int = 1,
     preprocessing: Named = "standardize",
 ) -> Setup:
+    inert("digits_rnn", "has no dropout layer (a recurrent net and a linear head)", dropout)
     model = SequenceModel(8, 10, cell=cell, hidden=hidden, layers=layers)
     return Setup(
         DigitsDataModule(
@@ -172,6 +176,7 @@ def digits_autoencoder(
     init: Named = "default",
     preprocessing: Named = "standardize",
 ) -> Setup:
+    inert("digits_autoencoder", "has no dropout layer", dropout)
     model = AutoEncoder(64, hidden=(32,), code=code, activation=activation, norm=norm, init=init)
     return Setup(
         DigitsDataModule(batch_size=batch_size, seed=seed, preprocessing=preprocessing),
@@ -218,6 +223,13 @@ def digits_ssl(
         raise ConfigError(
             f"a pretext run (pretext {str(pretext)!r}) trains a fresh encoder on every image: "
             f"encoder must be random, transfer finetune_all and labelled 1.0"
+        )
+    if task is not None:
+        inert(
+            "digits_ssl",
+            f"trains only its encoder in a pretext run (pretext {str(pretext)!r}), and its "
+            "dropout layer sits in the classifier head",
+            dropout,
         )
     span = getattr(task, "span", 0)
     if span > image_size or getattr(task, "patch", net.smallest_input) < net.smallest_input:

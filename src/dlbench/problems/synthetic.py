@@ -11,7 +11,7 @@ from dlbench.models import (
     MLP,
     LinearRegression,
 )
-from dlbench.problems.base import Setup, budget, problem
+from dlbench.problems.base import NO_HIDDEN, Setup, budget, inert, problem
 from dlbench.registry import Named
 
 
@@ -25,6 +25,7 @@ from dlbench.registry import Named
 def regression_linear(
     batch_size: int | None, seed: int, dropout: float, /, *, init: Named = "default"
 ) -> Setup:
+    inert("regression_linear", "has no dropout layer (it is one linear layer)", dropout)
     return Setup(TrendDataModule(batch_size=batch_size, seed=seed), LinearRegression(1, init=init))
 
 
@@ -47,6 +48,8 @@ def polynomial_mlp(
     norm: Named = "none",
     init: Named = "default",
 ) -> Setup:
+    if depth == 0:
+        inert("polynomial_mlp", NO_HIDDEN, dropout, activation=activation, norm=norm)
     model = MLP(
         1, 1, width=width, depth=depth, activation=activation, norm=norm, init=init, dropout=dropout
     )
@@ -72,6 +75,8 @@ def moons_mlp(
     norm: Named = "none",
     init: Named = "default",
 ) -> Setup:
+    if depth == 0:
+        inert("moons_mlp", NO_HIDDEN, dropout, activation=activation, norm=norm)
     model = MLP(
         2, 2, width=width, depth=depth, activation=activation, norm=norm, init=init, dropout=dropout
     )

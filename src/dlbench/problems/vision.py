@@ -12,7 +12,7 @@ from dlbench.models import (
     MLP,
     ResNet,
 )
-from dlbench.problems.base import Setup, budget, problem
+from dlbench.problems.base import NO_HIDDEN, Setup, budget, inert, problem
 from dlbench.registry import Named
 
 
@@ -35,6 +35,8 @@ def mnist_mlp(
     norm: Named = "none",
     init: Named = "default",
 ) -> Setup:
+    if depth == 0:
+        inert("mnist_mlp", NO_HIDDEN, dropout, activation=activation, norm=norm)
     model = MLP(
         784,
         10,
@@ -99,6 +101,7 @@ def cifar10_resnet(
     norm: Named = "batchnorm",
     init: Named = "default",
 ) -> Setup:
+    inert("cifar10_resnet", "has no dropout layer (a ResNet)", dropout)
     model = ResNet(
         3, 10, blocks_per_stage=blocks_per_stage, activation=activation, norm=norm, init=init
     )
