@@ -38,10 +38,10 @@ from pathlib import Path
 import torch
 from mlflow.tracking import MlflowClient
 
-from dlbench.harness import stacking
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
+from dlbench.records import STACKED
 from plain import prepare, train
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers.yaml"
@@ -89,8 +89,8 @@ def sweep(stack: int) -> list[float]:
         seconds = time.perf_counter() - start
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
-        cell_runs = [r for r in runs if stacking.STACKED in r.data.tags]
-        sizes = sorted({int(r.data.tags[stacking.STACKED]) for r in cell_runs})
+        cell_runs = [r for r in runs if STACKED in r.data.tags]
+        sizes = sorted({int(r.data.tags[STACKED]) for r in cell_runs})
         print(f"  --stack {stack or 'auto'}: stack sizes {sizes}")
         os.chdir(home)
         return [seconds, *(r.data.metrics["val/acc"] for r in cell_runs)]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.cli import build_parser, main
@@ -77,7 +78,37 @@ def test_run_then_report_end_to_end(workdir: Path, capsys: pytest.CaptureFixture
 def test_report_refuses_bad_arguments_in_one_line(
     workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
 ) -> None:
+    MlflowClient(uri_of(workdir)).search_experiments()  # an empty store, created
     assert main([*argv, "--tracking-uri", uri_of(workdir)]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
     assert not (workdir / "reports").exists()
+
+
+NOT_UTF8 = b"name: tiny\ndescription: caf\xe9\nproblem: digits_mlp\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["validate", "latin1.yaml"], "latin1.yaml: not UTF-8 text: byte 0xe9 at line 2"),
+        (["run", "latin1.yaml"], "latin1.yaml: not UTF-8 text: byte 0xe9 at line 2"),
+        (["run", "study.yaml", "--storage", "foo://x"], "--storage: must be a database URL"),
+        (["status", "study.yaml", "--storage", "redis://x"], "schemes: postgresql, mysql, sqlite"),
+        (["run", "study.yaml", "--storage", "postgresql://u@127.0.0.1:1/x"], "cannot open"),
+        (["report", "tiny"], "no MLflow store at mlflow.db (sqlite:///mlflow.db)"),
+        (["report", "--all"], "no MLflow store at mlflow.db"),
+        (["report", "--claims"], "no MLflow store at mlflow.db"),
+        (["status", "nosuch"], "unknown study 'nosuch'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    (workdir / "latin1.yaml").write_bytes(NOT_UTF8)
+    write_study(workdir, TINY_STUDY)
+    before = sorted(workdir.rglob("*"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dlbench: error: ") and words in err and err.count("\n") == 1, err
+    assert sorted(workdir.rglob("*")) == before  # no mlflow.db, no runs/, no reports/

@@ -12,6 +12,9 @@ from pathlib import Path
 from dlbench import __version__
 from dlbench.errors import ConfigError
 
+# `dlbench run`: the sweep finished, but some cells crashed in their own training.
+EXIT_CELLS_FAILED = 3
+
 EPILOG = """\
 examples:
   dlbench list                           every component family and problem
@@ -72,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         "  dlbench run optimizers --retry-failed\n"
         "  dlbench run grid --storage postgresql://user@db/optuna \\\n"
         "      --tracking-uri http://mlflow:5000                   one of several machines\n"
-        "\nexit status: 0 when every cell is settled, 1 when cells are left because every "
-        "worker\nprocess stopped (run the same command again), 2 for bad input, 130 on Ctrl-C.\n",
+        "\nexit status:\n"
+        "  0    every cell settled, none failed (diverged cells are results)\n"
+        "  1    stopped short: an error in dlbench itself (traceback on stderr, or in\n"
+        "       runs/STUDY/worker-N.log), or every worker process stopped; the cells it\n"
+        "       did not finish are left to run: run the same command again\n"
+        "  2    bad input (study file, --set, --storage, ...): nothing was run\n"
+        f"  {EXIT_CELLS_FAILED}    the sweep finished, but some cells failed (crashed in their own "
+        "training);\n       `dlbench status` names them, --retry-failed runs them again\n"
+        "  130  interrupted (Ctrl-C); run the same command again to continue\n",
     )
     run.add_argument(
         "study",
@@ -227,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ui",
         help="open the MLflow UI for the same store",
         formatter_class=_formatter,
-        epilog="examples:\n  dlbench ui\n  dlbench ui --port 5001\n"
-        "then open http://127.0.0.1:5000 and pick the study's experiment.\n",
+        epilog="examples:\n  dlbench ui\n  dlbench ui optimizers --port 5001\n"
+        "then open the address it prints: with a study, its cells grouped by arm and\n"
+        "their objective charted; without one, the list of experiments (studies).\n",
     )
+    ui.add_argument("study", nargs="?", help="a study's name: print the address of its comparison")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     return parser
@@ -239,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from dlbench.harness.spec import load_study
-    from dlbench.harness.status import summary_table
+    from dlbench.harness.status import states, summary_table
     from dlbench.harness.sweep import Incomplete, run_study
 
     spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
@@ -264,6 +276,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     console.print(summary_table(spec, args.storage))
     console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
+    failed = [cell for cell, state in states(spec, args.storage) if state == "failed"]
+    if failed:
+        print(
+            f"dlbench: {len(failed)} of the study's cells failed (crashed in their own "
+            f"training; `dlbench status {args.study}` names them, `dlbench run {args.study} "
+            "--retry-failed` runs them again)",
+            file=sys.stderr,
+        )
+        return EXIT_CELLS_FAILED
     return 0
 
 
@@ -351,9 +372,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from dlbench.records import tracking_uri
 
     uri = tracking_uri(args.tracking_uri)
-    # workflowType=machine_learning: MLflow 3 otherwise opens on its GenAI (traces) pages.
-    url = f"http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning"
-    print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)")
+    base = f"http://127.0.0.1:{args.port}"
+    if args.study:  # checked before the server starts: an unknown study is a one-line error
+        from dlbench.harness.ui_view import study_experiment, view_url
+
+        url = view_url(base, study_experiment(uri, args.study))
+    else:  # workflowType=machine_learning: MLflow 3 otherwise opens on its GenAI pages.
+        url = f"{base}/#/experiments?workflowType=machine_learning"
+    print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
     command = [
         sys.executable,
         "-m",

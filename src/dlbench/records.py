@@ -5,6 +5,7 @@ imports the other, both import this.
 """
 
 import os
+from pathlib import Path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default: `mlflow ui` here shows it
 
@@ -28,6 +29,11 @@ OBJECTIVE = "dlbench.objective"  # the objective metric's name (parent run)
 DIRECTION = "dlbench.direction"
 SUMMARY = "dlbench.objective_summary"  # last | best: which epoch's value is the objective
 CLAIM = "dlbench.claim"  # claim studies: the study file's claim block as JSON ("" for none)
+# A cell's cost in seconds: its own training time, or for a stacked cell its share of the
+# stack's (the stack's wall time / its size), so a stack's cells add up to its wall time.
+SECONDS = "dlbench.seconds"
+STACKED = "dlbench.stacked"  # the number of cells trained together (1: alone)
+STACK_SECONDS = "dlbench.stack_seconds"  # a stack's wall time, on each of its cells' runs
 OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value
 PARENT = "mlflow.parentRunId"
 
@@ -35,3 +41,15 @@ PARENT = "mlflow.parentRunId"
 def tracking_uri(explicit: str | None = None) -> str:
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def missing_store(uri: str) -> Path | None:
+    """The file of a SQLite tracking store that does not exist (yet), else None.
+
+    MLflow creates a SQLite store on first contact; commands that only read (report,
+    ui STUDY) check this first, so asking about nothing leaves nothing behind.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    return None if path.is_file() else path

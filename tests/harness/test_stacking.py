@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
@@ -12,7 +13,8 @@ from dlbench.harness import stacking
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
-from dlbench.records import ARM, OUTCOME, ROLE
+from dlbench.records import ARM, OUTCOME, ROLE, SECONDS, STACK_SECONDS, STACKED
+from dlbench.report.collect import results
 
 
 def _runs(folder: Path, study: str) -> list:
@@ -61,12 +63,28 @@ def test_limit_leaves_every_worker_a_share(
 def test_the_grid_trains_as_one_stack_and_the_hot_arm_still_diverges(grid_run: Path) -> None:
     runs = _runs(grid_run, "grid2")
     assert len(runs) == 12
-    assert {r.data.tags[stacking.STACKED] for r in runs} == {"12"}
+    assert {r.data.tags[STACKED] for r in runs} == {"12"}
     hot = [r for r in runs if r.data.tags[ARM + "optimizer"] == "sgd-hot"]
     assert {r.data.tags[OUTCOME] for r in hot} == {"diverged"}
     rest = [r for r in runs if r not in hot]
     assert {r.data.tags[OUTCOME] for r in rest} == {"completed"}
     assert all(r.data.metrics["val/acc"] > 0.5 for r in rest)
+
+
+def test_a_stacked_cell_costs_its_share_of_the_stack_not_the_stack(grid_run: Path) -> None:
+    """Every run of a stack spans the whole stack; its recorded cost is its share, and the
+    cells' seconds add up to the stack's wall time (not 12 times it)."""
+    runs = _runs(grid_run, "grid2")
+    walls = {float(r.data.tags[STACK_SECONDS]) for r in runs}
+    assert len(walls) == 1
+    (wall,) = walls
+    shares = [float(r.data.tags[SECONDS]) for r in runs]
+    assert sum(shares) == pytest.approx(wall, abs=1e-3 * len(runs))  # tags keep 3 decimals
+    spans = [(r.info.end_time - r.info.start_time) / 1000 for r in runs]
+    assert all(share < span for share, span in zip(shares, spans, strict=True))
+    assert wall <= max(spans) + 0.01  # the stack trained inside every one of its runs
+    frame = results("grid2", uri_of(grid_run))  # what reports and notebooks read
+    assert frame["seconds"].sum() == pytest.approx(wall, abs=1e-3 * len(runs))
 
 
 def test_stacked_cells_log_what_they_log_alone(
@@ -82,7 +100,7 @@ def test_stacked_cells_log_what_they_log_alone(
         for run in _runs(folder, "tiny"):
             history = client.get_metric_history(run.info.run_id, "val/loss")
             curves.setdefault(run.info.run_name, []).append([m.value for m in history])
-            assert run.data.tags[stacking.STACKED] == ("4" if stack == 0 else "1")
+            assert run.data.tags[STACKED] == ("4" if stack == 0 else "1")
             assert run.data.params["lr_effective"] and run.data.metrics["test/acc"] > 0.1
     assert len(curves) == 4
     for stacked, alone in curves.values():
@@ -96,21 +114,33 @@ def test_cells_that_cannot_stack_train_alone_and_say_why(workdir: Path) -> None:
     runs = _runs(workdir, "tiny")
     assert len(runs) == 2
     for run in runs:
-        assert run.data.tags[stacking.STACKED] == "1"
+        assert run.data.tags[STACKED] == "1"
         assert "regularizer 'l2' acts on each training step" in run.data.tags[stacking.NOTE]
         assert run.data.tags[OUTCOME] == "completed"
 
 
-def test_a_crashed_stack_fails_each_of_its_cells_and_the_sweep_goes_on(
+def test_a_crashed_stack_trains_its_cells_again_alone_so_only_the_crashing_ones_fail(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(*args: object, **kwargs: object) -> None:
+    def boom(self: object, closure: object = None) -> None:  # a component's bug
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(stacking, "run_stack", boom)
+    monkeypatch.setattr(torch.optim.Adam, "step", boom)
     spec = load_study(write_study(workdir, TINY_STUDY))
     done = run_study(spec, tracking=uri_of(workdir), devices="cpu")
-    assert [d.outcome for d in done] == ["failed"] * 4
+    outcomes = sorted((d.cell.arm_label, d.outcome) for d in done)
+    assert outcomes == [("adam", "failed")] * 2 + [("sgd", "completed")] * 2
     runs = _runs(workdir, "tiny")
-    assert {r.data.tags["dlbench.error"] for r in runs} == {"RuntimeError: boom"}
-    assert {r.info.status for r in runs} == {"FAILED"}
+    stacked = [r for r in runs if r.data.tags[STACKED] == "4"]
+    assert len(stacked) == 4 and {r.info.status for r in stacked} == {"KILLED"}
+    alone = [r for r in runs if r.data.tags[STACKED] == "1"]
+    assert {r.data.tags[stacking.NOTE] for r in alone} == {
+        "its stack of 4 crashed: RuntimeError: boom"
+    }
+    failed = [r for r in alone if r.data.tags[OUTCOME] == "failed"]
+    assert {r.data.params["optimizer"] for r in failed} == {"adam"}
+    assert {r.data.tags["dlbench.error"] for r in failed} == {"RuntimeError: boom"}
+    assert {r.info.status for r in failed} == {"FAILED"}
+    frame = results("tiny", uri_of(workdir))  # the lone attempt is each cell's result
+    assert sorted(frame["outcome"]) == ["completed"] * 2 + ["failed"] * 2
+    assert set(frame["attempts"]) == {2}

@@ -16,10 +16,10 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.cli import main
-from dlbench.harness import runner, stacking, status, storage, sweep, worker
+from dlbench.harness import runner, status, storage, sweep
 from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
-from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE
+from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE, STACKED
 
 
 def _cell_runs(folder: Path, study: str) -> list:
@@ -83,14 +83,12 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     spec = load_study(
         path, smoke=True, overrides=["grid.optimizer=[{name: sgd, lr: 1.0e+6}, adam]"]
     )
-    real = worker.run_cell
+    real = torch.optim.Adam.step
 
-    def crash_adam(cell, *args, **kwargs):
-        if cell.settings["optimizer"] == "adam":
-            raise RuntimeError("boom")
-        return real(cell, *args, **kwargs)
+    def boom(self, closure=None):  # a component's bug, inside the cell's own training
+        raise RuntimeError("boom")
 
-    monkeypatch.setattr(worker, "run_cell", crash_adam)  # one model at a time: run_cell
+    monkeypatch.setattr(torch.optim.Adam, "step", boom)
     done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
     assert [d.outcome for d in done] == ["diverged", "failed"]
     runs = {r.data.params["optimizer"]: r for r in _cell_runs(workdir, "tiny_smoke")}
@@ -99,7 +97,7 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     assert runs["adam"].data.tags[OUTCOME] == "failed" and runs["adam"].info.status == "FAILED"
     assert runs["adam"].data.tags["dlbench.error"] == "RuntimeError: boom"
     # Both are final: running again does not retry them.
-    monkeypatch.setattr(worker, "run_cell", real)
+    monkeypatch.setattr(torch.optim.Adam, "step", real)
     assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1) == []
     found = {cell.arm_label: state for cell, state in status.states(spec)}
     assert found == {"sgd": "diverged", "adam": "failed"}
@@ -119,14 +117,11 @@ def test_cuda_out_of_memory_fails_the_cell_and_the_worker_carries_on(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = load_study(write_study(workdir, TINY_STUDY), smoke=True)
-    real = worker.run_cell
 
-    def oom_on_sgd(cell, *args, **kwargs):
-        if cell.settings["optimizer"] == "sgd":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real(cell, *args, **kwargs)
+    def oom(self, closure=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(worker, "run_cell", oom_on_sgd)
+    monkeypatch.setattr(torch.optim.SGD, "step", oom)
     done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
     assert [(d.cell.arm_label, d.outcome) for d in done] == [
         ("sgd", "failed"),
@@ -275,7 +270,7 @@ def test_compiled_models_train_as_eager_ones(
         assert {r.data.tags.get(runner.COMPILED) for r in runs} == {
             "true" if compile_models else None
         }
-        assert {r.data.tags[stacking.STACKED] for r in runs} == {"1" if stack else "3"}
+        assert {r.data.tags[STACKED] for r in runs} == {"1" if stack else "3"}
         metrics[compile_models] = {r.data.params["init"]: r.data.metrics for r in runs}
     for init, eager in metrics[False].items():
         assert metrics[True][init]["val/loss"] == pytest.approx(eager["val/loss"], rel=1e-4)

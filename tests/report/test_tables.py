@@ -43,7 +43,7 @@ def test_results_table_shows_the_stats_numbers_best_first() -> None:
     assert shown.loc["a", "std"] == "0.1414"  # sample std of 0.5 and 0.7
     assert shown.loc["a", "n"] == "2" and shown.loc["a", "diverged"] == "0.33"
     assert shown.loc["a", "not completed"] == "1 diverged"
-    assert shown.loc["b_2", "not completed"] == "1 missing" and shown.loc["b_2", "s/run"] == "3.2"
+    assert shown.loc["b_2", "not completed"] == "1 missing" and shown.loc["b_2", "s/cell"] == "3.2"
     # Paired differences a - b_2 are -0.4 and -0.1: with 1 degree of freedom the t interval
     # (-0.25 +- 12.706 * 0.15) straddles 0, so two seeds cannot separate the arms.
     assert shown.loc["b_2", "vs best"] == "best" and shown.loc["a", "vs best"] == "no"

@@ -25,6 +25,7 @@ from dlbench.components.losses import check_pairing
 from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_lr
 from dlbench.errors import ConfigError
 from dlbench.harness import encoders
+from dlbench.harness.failures import cell_training
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
 from dlbench.harness.search import Pruning
@@ -49,8 +50,9 @@ class Result:
     outcome: str
     objective: float | None = None
     final: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this cell's own cost (``records.SECONDS``)
     error: str | None = None
+    stack_seconds: float | None = None  # the wall time of the stack it trained in, if any
 
 
 def summarize(values: list[float], objective: Objective) -> float:
@@ -243,7 +245,7 @@ def run_cell(
     compile_models: bool = False,
 ) -> Result:
     """Train ``cell`` on ``accelerator`` (GPU indices ``devices``); metrics go to MLflow run
-    ``run_id``. Exceptions propagate."""
+    ``run_id``. An error in its training raises ``CellFailed``; any other propagates."""
     start = time.perf_counter()
     L.seed_everything(cell.seed, verbose=False)
     setup, system = build(cell)
@@ -256,7 +258,8 @@ def run_cell(
             _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
         callbacks = [*system.regularizer.callbacks(), *([pruning] if pruning else [])]
         trainer = make_trainer(cell.settings, accelerator, devices, logger, callbacks)
-        trainer.fit(system, datamodule=setup.datamodule)
+        with cell_training():
+            trainer.fit(system, datamodule=setup.datamodule)
         # The batch size trained with ("full" resolved to the training set's size): reports
         # plot sensitivity against it.
         logger.log_hyperparams({"batch_size_effective": setup.datamodule.batch_size})
@@ -274,7 +277,8 @@ def run_cell(
                 seconds=time.perf_counter() - start,
                 error=f"pruned by the search after epoch {pruning.pruned_epoch}",
             )
-        trainer.test(system, datamodule=setup.datamodule, verbose=False)
+        with cell_training():
+            trainer.test(system, datamodule=setup.datamodule, verbose=False)
         final = {key: values[-1] for key, values in system.history.items()}
         value = summarize(system.history[objective.metric], objective)
         if not math.isfinite(value):

@@ -120,7 +120,15 @@ def load_study(
 ) -> StudySpec:
     """Read, merge (smoke tier, ``--set`` overrides) and check one study file."""
     path = study_path(study)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text: byte 0x{err.object[err.start]:02x} at line {line} "
+            "(save the file as UTF-8)",
+            source=str(path),
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -4,7 +4,10 @@ Cells stack when they differ only in seed, initializer, learning rate or optimiz
 (and those families' settings): same problem, architecture, batch size, epochs,
 loss and schedule. Each still gets its own MLflow run, metrics and outcome, tagged
 ``dlbench.stacked`` with the number of cells trained together; a cell trained alone
-says why in ``dlbench.stack_note``.
+says why in ``dlbench.stack_note``. A stacked cell's cost (``dlbench.seconds``) is its
+share of the stack's wall time (building, fitting and testing the stack), which is
+tagged ``dlbench.stack_seconds`` on every cell's run: its MLflow run spans the whole
+stack, so its start and end times are not its cost.
 
 Stacking applies to MLPs without BatchNorm or gated activations, with no regularizer
 hooks (penalty, decay, noise, early stopping; dropout stacks), no augmentation, no
@@ -24,6 +27,7 @@ import lightning as L
 
 from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import lr_multiplier
+from dlbench.harness.failures import cell_training
 from dlbench.harness.grid import Cell
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
 from dlbench.harness.runner import Result, build, compiled, make_trainer, summarize
@@ -39,7 +43,7 @@ from dlbench.systems.stacked import CellOptimizer, StackedSystem
 # while a K x model copy of weights, gradients and optimizer state stays small for
 # the MLPs that stack.
 AUTO = 64
-STACKED, NOTE = "dlbench.stacked", "dlbench.stack_note"
+NOTE = "dlbench.stack_note"  # why a cell trained alone (``STACKED`` = 1)
 VARYING = ("init", "lr", "optimizer")  # and their settings, e.g. init.gain, momentum
 PREFIXES = tuple(f"{family}." for family in VARYING)
 
@@ -107,10 +111,12 @@ class Stack:
 
     cells: Sequence[Cell]
     built: list[tuple[Setup, SupervisedSystem]]
+    seconds: float  # spent building them, part of the stack's cost
 
 
 def prepare(cells: Sequence[Cell]) -> Stack | str:
     """``cells`` (one ``key``) built for one stack, or why they cannot be stacked."""
+    start = time.perf_counter()
     built = []
     for cell in cells:
         L.seed_everything(cell.seed, verbose=False)  # each model's init, as run_cell's
@@ -120,7 +126,7 @@ def prepare(cells: Sequence[Cell]) -> Stack | str:
         built.append((setup, system))
     if (reason := refusal([system.model for _, system in built])) is not None:
         return reason
-    return Stack(cells, built)
+    return Stack(cells, built, time.perf_counter() - start)
 
 
 def run_stack(
@@ -133,7 +139,8 @@ def run_stack(
     devices: list[int] | None = None,
     compile_models: bool = False,
 ) -> list[Result]:
-    """Train a prepared stack; one result per cell, in order. Exceptions propagate."""
+    """Train a prepared stack; one result per cell, in order. An error in its training
+    raises ``CellFailed`` (every cell of the stack fails); any other propagates."""
     start = time.perf_counter()
     cells, built = stack.cells, stack.built
     first = cells[0].settings
@@ -159,15 +166,17 @@ def run_stack(
     ]
     fit = make_trainer(cells[0].settings, accelerator, devices, logger=False, callbacks=[])
     try:
-        fit.fit(stacked, datamodule=data)
-        fit.test(stacked, datamodule=data, verbose=False)
+        with cell_training():
+            fit.fit(stacked, datamodule=data)
+            fit.test(stacked, datamodule=data, verbose=False)
     finally:
         for (_, system), logger in zip(built, stacked.loggers_per_cell, strict=True):
             logger.log_hyperparams(
                 {"lr_effective": system.lr, "batch_size_effective": data.batch_size}
             )
             logger.flush()
-    seconds = (time.perf_counter() - start) / len(cells)  # each cell's share
+    wall = stack.seconds + time.perf_counter() - start
+    seconds = wall / len(cells)  # each cell's share: the members train the same steps
     results = []
     for k in range(len(cells)):
         history = stacked.history[k]
@@ -175,15 +184,21 @@ def run_stack(
         if stacked.diverged[k] is not None:
             epoch, step = stacked.diverged[k]
             error = f"non-finite training loss at step {step} (epoch {epoch})"
-            results.append(Result("diverged", final=final, seconds=seconds, error=error))
+            results.append(
+                Result("diverged", final=final, seconds=seconds, error=error, stack_seconds=wall)
+            )
             continue
         value = summarize(history[objective.metric], objective)
         if not math.isfinite(value):
             results.append(
                 Result(
-                    "diverged", final=final, seconds=seconds, error=f"non-finite {objective.metric}"
+                    "diverged",
+                    final=final,
+                    seconds=seconds,
+                    error=f"non-finite {objective.metric}",
+                    stack_seconds=wall,
                 )
             )
             continue
-        results.append(Result("completed", value, final, seconds))
+        results.append(Result("completed", value, final, seconds, stack_seconds=wall))
     return results

@@ -34,10 +34,8 @@ def cell_state(attempts: list[FrozenTrial]) -> str:
 
 def states(spec: StudySpec, optuna_storage: str | None = None) -> list[tuple[Cell, str]]:
     """Every cell of ``spec`` with its state; a study never run is not created by asking."""
-    by_cell = {}
-    if optuna_storage or storage.journal_path(spec.name).exists():
-        study = storage.open_study(spec.name, spec.objective.direction, optuna_storage)
-        by_cell = storage.attempts_by_cell(study)
+    study = storage.existing_study(spec.name, optuna_storage)
+    by_cell = storage.attempts_by_cell(study) if study else {}
     return [(cell, cell_state(by_cell.get(cell.id, []))) for cell in expand(spec)]
 
 

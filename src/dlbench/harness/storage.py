@@ -31,13 +31,18 @@ from pathlib import Path
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState, create_trial
+from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import ConfigError
+from dlbench.harness import params
 from dlbench.harness.grid import Cell
-from dlbench.records import CELL, ERROR, OUTCOME, OUTCOMES
+from dlbench.records import CELL, ERROR, OUTCOME, OUTCOMES, SECONDS, missing_store
 
 RUNS_DIR = Path("runs")
+# The databases Optuna's RDB storage is tested on (``--storage`` URL schemes); SQLite is
+# for one worker only.
+DATABASES = ("postgresql", "mysql", "sqlite")
 # Trial user attrs: the cell and outcome under the same names as the MLflow tags,
 # plus who claimed the attempt and which MLflow run records it.
 HOST, PID = "dlbench.host", "dlbench.pid"
@@ -45,7 +50,6 @@ MLFLOW_RUN = "dlbench.mlflow_run"
 # On the MLflow run: the attempt's trial number, so a reaper finds the run of a worker
 # killed before it could record MLFLOW_RUN on the trial.
 OPTUNA_TRIAL = "dlbench.optuna_trial"
-SECONDS = "dlbench.seconds"
 # A completed attempt's objective, also kept as an attribute: a worker killed between
 # recording the outcome and telling Optuna leaves the value here (``objective``).
 VALUE = "dlbench.value"
@@ -84,6 +88,21 @@ def open_study(
     )
 
 
+def existing_study(name: str, storage: str | None = None) -> optuna.Study | None:
+    """The study if its storage holds it, else None; asking creates no file, table or
+    study (``dlbench status`` of a study never run)."""
+    if storage is None and not journal_path(name).exists():
+        return None
+    if storage is not None and missing_store(storage) is not None:
+        return None
+    try:
+        return optuna.load_study(
+            study_name=name, storage=_storage(name, storage, 1, HEARTBEAT_INTERVAL)
+        )
+    except KeyError:  # the storage exists, without this study
+        return None
+
+
 def _storage(
     name: str, url: str | None, workers: int, heartbeat: int
 ) -> optuna.storages.BaseStorage:
@@ -107,13 +126,22 @@ def _storage(
                 key="--storage",
             )
         return RDBStorage(url)
-    if "://" not in url:
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else None
+    if scheme not in DATABASES:
         raise ConfigError(
-            f"must be a database URL like postgresql://user@host/db, got {url!r}", key="--storage"
+            f"must be a database URL like postgresql://user@host/db (schemes: "
+            f"{', '.join(DATABASES)}; leave it out for the journal file), got {url!r}",
+            key="--storage",
         )
-    with warnings.catch_warnings():  # heartbeats: experimental since Optuna 2.9, and stable
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR)
+    try:
+        with warnings.catch_warnings():  # heartbeats: experimental since Optuna 2.9, and stable
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR
+            )
+    except (ImportError, SQLAlchemyError) as err:  # no driver, no server, bad credentials
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise ConfigError(f"cannot open {url!r}: {reason}", key="--storage") from None
 
 
 def worker_alive(host: str | None, pid: object) -> bool:
@@ -236,13 +264,34 @@ def _unsettled(
     ]
 
 
+def _enqueue(study: optuna.Study, cell_id: str, values: params.Params) -> None:
+    """A WAITING trial for the cell, born with its params: ``ask()`` keeps them, so the
+    trial has them from the start (``enqueue_trial`` would only fix values for a later
+    ``suggest_*``), and claiming it costs no extra writes."""
+    study.add_trial(
+        create_trial(
+            state=TrialState.WAITING,
+            params={name: value for name, (value, _) in values.items()},
+            distributions={name: distribution for name, (_, distribution) in values.items()},
+            user_attrs={CELL: cell_id},
+        )
+    )
+
+
 def pending(study: optuna.Study, cells: Iterable[Cell], retry_before: int = 0) -> list[Cell]:
-    """Enqueue every unsettled cell with no waiting or running attempt; return unsettled cells."""
+    """Enqueue every unsettled cell with no waiting or running attempt; return unsettled cells.
+
+    Each trial carries the cell's grid axes and seed as params (``params.space``); pass
+    every cell of the study, as the params' distributions are drawn from them."""
+    cells = list(cells)
     by_cell = attempts_by_cell(study)
     todo = _unsettled(by_cell, cells, retry_before)
+    if not todo:
+        return todo
+    space = params.space(study, cells)
     for cell in todo:
         if not any(t.state in LIVE for t in by_cell.get(cell.id, [])):
-            study.enqueue_trial({}, user_attrs={CELL: cell.id})
+            _enqueue(study, cell.id, params.of(cell, space))
     return todo
 
 

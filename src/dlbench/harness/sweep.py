@@ -32,7 +32,7 @@ from dlbench.harness.grid import Cell
 from dlbench.harness.runner import checked_cells
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.tracking import Tracker, shared_store
-from dlbench.records import CELL, ERROR, OUTCOME, tracking_uri
+from dlbench.records import CELL, ERROR, OUTCOME, SECONDS, tracking_uri
 
 MARKS = {
     "completed": "[green]done[/]",
@@ -129,26 +129,34 @@ def run_study(
                 compile_models=compile_models,
             )
 
+        crashed: list[str] = []
         if todo and len(slots) == 1:
             with device_plan.hidden_gpus(slots[0]):
                 worker.work(spec, job(slots[0], True), on_finish=monitor.poll)
         elif todo:
-            _run_processes([job(slot, False) for slot in slots], slots, logs, monitor, console)
+            jobs = [job(slot, False) for slot in slots]
+            crashed = _run_processes(jobs, slots, logs, monitor, console)
             tracker.reap(study)  # of workers that died last
         monitor.poll()
     tracker.close_stale(study, storage.STOPPED)
     tracker.close()
     left = storage.unsettled(study, cells, retry_before)
-    if left:
+    if crashed or left:
+        why = (
+            f"a worker stopped with an error in dlbench (traceback in {', '.join(crashed)})"
+            if crashed
+            else f"every worker stopped (see {logs}/)"
+        )
         raise Incomplete(
-            f"{spec.name}: {len(left)} of {len(cells)} cells were not run: every worker "
-            f"stopped (see {logs}/); run the same command again to resume"
+            f"{spec.name}: {why}; {len(left)} of {len(cells)} cells not run"
+            + ("; run the same command again to resume" if left else "")
         )
     return monitor.settled
 
 
 class Incomplete(RuntimeError):
-    """Cells are left unsettled because every worker process stopped early."""
+    """The sweep stopped short: a worker process crashed (an error in dlbench, not a cell
+    result) or every worker stopped early, leaving cells to run."""
 
 
 def _run_processes(
@@ -157,8 +165,9 @@ def _run_processes(
     logs: Path,
     monitor: Monitor,
     console: Console,
-) -> None:
-    """Start one worker process per slot and show progress until all have exited."""
+) -> list[str]:
+    """Start one worker process per slot and show progress until all have exited; returns
+    the logs of the workers that stopped with an error (not those killed by a signal)."""
     processes = []
     for job, slot in zip(jobs, slots, strict=True):
         log = logs / f"worker-{slot.index}.log"
@@ -179,9 +188,15 @@ def _run_processes(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
         raise
+    crashed = []
     for log, process in processes:
         if process.returncode != 0:
             console.print(f"[red]a worker exited with code {process.returncode}; see {log}[/]")
+        # A worker killed by a signal (< 0) leaves its cells to the others or the next
+        # run (``storage.reap``); one that exited with an error hit a bug in dlbench.
+        if process.returncode > 0 and process.returncode != 130:  # 130: Ctrl-C
+            crashed.append(str(log))
+    return crashed
 
 
 class Monitor:
@@ -227,7 +242,7 @@ class Monitor:
                 cell,
                 attrs[OUTCOME],
                 storage.objective(trial),
-                attrs.get(storage.SECONDS, 0.0),
+                attrs.get(SECONDS, 0.0),
                 attrs.get(ERROR),
             )
             self.settled.append(done)

@@ -62,7 +62,9 @@ from dlbench.records import (
     PARENT,
     ROLE,
     SEARCH_TRIAL,
+    SECONDS,
     SEEDS,
+    STACK_SECONDS,
     STUDY,
     SUMMARY,
     TRIALS,
@@ -211,10 +213,23 @@ class Tracker:
         return run.info.run_id
 
     def end_cell(
-        self, run_id: str, outcome: str, objective: float | None, error: str | None = None
+        self,
+        run_id: str,
+        outcome: str,
+        objective: float | None,
+        error: str | None = None,
+        *,
+        seconds: float | None = None,
+        stack_seconds: float | None = None,
     ) -> None:
-        """Outcome tag, the objective's value, and a terminal status (FAILED only for crashes)."""
+        """Outcome tag, the objective's value, the cell's cost (``records.SECONDS``; for a
+        stacked cell its share, with the stack's wall time) and a terminal status (FAILED
+        only for crashes)."""
         tags = [RunTag(OUTCOME, outcome), *([RunTag(ERROR, error[:5000])] if error else [])]
+        if seconds is not None:
+            tags.append(RunTag(SECONDS, f"{seconds:.3f}"))
+        if stack_seconds is not None:
+            tags.append(RunTag(STACK_SECONDS, f"{stack_seconds:.3f}"))
         metrics = (
             []
             if objective is None
@@ -268,7 +283,13 @@ class Tracker:
             return
         attrs = trial.user_attrs
         if OUTCOME in attrs:
-            self.end_cell(run_id, attrs[OUTCOME], attrs.get(VALUE), attrs.get(ERROR))
+            self.end_cell(
+                run_id,
+                attrs[OUTCOME],
+                attrs.get(VALUE),
+                attrs.get(ERROR),
+                seconds=attrs.get(SECONDS),
+            )
         else:
             self.abandon(run_id, reason)
 

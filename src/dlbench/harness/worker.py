@@ -5,12 +5,16 @@ several as separate processes (``python -m dlbench.harness.worker``, spawned, no
 forked: each starts with its own ``CUDA_VISIBLE_DEVICES`` and thread count, before
 torch is imported). Workers share nothing but the Optuna storage and the MLflow
 store, so the same loop serves one machine or many.
+
+A cell whose own training raises is recorded as ``failed`` and the worker goes on; an
+error anywhere else is dlbench's (``failures``): the worker gives back the cells it
+holds (their runs closed as killed, their trials left for a later run) and stops with
+the traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -23,11 +27,12 @@ import torch
 from optuna.trial import Trial
 
 from dlbench.harness import search, stacking, storage
+from dlbench.harness.failures import CellFailed
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.runner import COMPILED, Result, run_cell
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.tracking import Tracker
-from dlbench.records import CELL
+from dlbench.records import CELL, STACKED
 
 # Seconds between looks at the storage while every remaining cell runs elsewhere:
 # the worker waits in case one of those workers dies and its cell needs retrying.
@@ -89,7 +94,7 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
             for i, pairs in enumerate(groups):
                 try:
                     _run_group(study, tracker, spec, job, pairs, on_finish)
-                except (KeyboardInterrupt, SystemExit):
+                except BaseException:  # Ctrl-C, or an error in dlbench: give the rest back
                     for t, _ in (pair for later in groups[i + 1 :] for pair in later):
                         storage.release(study, t)
                     raise
@@ -136,38 +141,65 @@ def _run_group(
                 else "no other waiting cell differed only in seed, init, lr or optimizer"
             )
         )
-        _run_one(study, tracker, spec, job, *pairs[0], note, on_finish)
+        _one_by_one(study, tracker, spec, job, pairs, note, on_finish)
         return
-    stack = stacking.prepare([cell for _, cell in pairs])
-    if isinstance(stack, str):
-        for trial, cell in pairs:
-            _run_one(study, tracker, spec, job, trial, cell, stack, on_finish)
-        return
-    tags = {stacking.STACKED: str(len(pairs)), **_compiled_tag(job)}
-    run_ids = [_start(study, tracker, trial, cell, tags) for trial, cell in pairs]
-    for (trial, _), run_id in zip(pairs, run_ids, strict=True):
-        trial.set_user_attr(storage.MLFLOW_RUN, run_id)
     try:
-        results = _guarded(
-            lambda: stacking.run_stack(
-                stack,
-                spec.objective,
-                run_ids=run_ids,
-                tracking_uri=job.tracking,
-                accelerator=job.accelerator,
-                devices=job.devices,
-                compile_models=job.compile_models,
-            ),
-            len(pairs),
-        )
-    except (KeyboardInterrupt, SystemExit):
-        for (trial, _), run_id in zip(pairs, run_ids, strict=True):
-            tracker.abandon(run_id, "interrupted by the user")
+        stack = stacking.prepare([cell for _, cell in pairs])
+    except BaseException:
+        for trial, _ in pairs:
             storage.release(study, trial)
+        raise
+    if isinstance(stack, str):
+        _one_by_one(study, tracker, spec, job, pairs, stack, on_finish)
+        return
+    tags = {STACKED: str(len(pairs)), **_compiled_tag(job)}
+    run_ids: list[str] = []
+    try:
+        for trial, cell in pairs:
+            run_ids.append(_start(study, tracker, trial, cell, tags))
+            trial.set_user_attr(storage.MLFLOW_RUN, run_ids[-1])
+        results = stacking.run_stack(
+            stack,
+            spec.objective,
+            run_ids=run_ids,
+            tracking_uri=job.tracking,
+            accelerator=job.accelerator,
+            devices=job.devices,
+            compile_models=job.compile_models,
+        )
+    except CellFailed as err:
+        # One member's crash stops the whole stack: each cell trains again alone, so
+        # only the cells that crash on their own are recorded as failed.
+        for run_id in run_ids:
+            tracker.abandon(run_id, f"its stack crashed ({err}); trained again alone")
+        note = f"its stack of {len(pairs)} crashed: {err}"
+        _one_by_one(study, tracker, spec, job, pairs, note, on_finish)
+        return
+    except BaseException as err:
+        _give_back(study, tracker, [t for t, _ in pairs], run_ids, err)
         raise
     for (trial, _), run_id, result in zip(pairs, run_ids, results, strict=True):
         _record(study, tracker, trial, run_id, result)
         on_finish()
+
+
+def _one_by_one(
+    study: optuna.Study,
+    tracker: Tracker,
+    spec: StudySpec,
+    job: Job,
+    pairs: Claimed,
+    note: str,
+    on_finish: Callable[[], None],
+) -> None:
+    """Train ``pairs`` one at a time, each tagged with why it is not stacked."""
+    for i, (trial, cell) in enumerate(pairs):
+        try:
+            _run_one(study, tracker, spec, job, trial, cell, note, on_finish)
+        except BaseException:
+            for later, _ in pairs[i + 1 :]:
+                storage.release(study, later)
+            raise
 
 
 def _run_one(
@@ -186,28 +218,27 @@ def _run_one(
         tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
         cell, tuned = search.suggest(tuning, spec.search, cell)
         pruning = search.Pruning(tuned, spec.objective.metric)
-    tags = {stacking.STACKED: "1", stacking.NOTE: note, **_compiled_tag(job)}
-    run_id = _start(study, tracker, trial, cell, tags)
-    trial.set_user_attr(storage.MLFLOW_RUN, run_id)
+    tags = {STACKED: "1", stacking.NOTE: note, **_compiled_tag(job)}
+    run_ids: list[str] = []
     try:
-        (result,) = _guarded(
-            lambda: [
-                run_cell(
-                    cell,
-                    spec.objective,
-                    run_id=run_id,
-                    tracking_uri=job.tracking,
-                    accelerator=job.accelerator,
-                    devices=job.devices,
-                    pruning=pruning,
-                    compile_models=job.compile_models,
-                )
-            ],
-            1,
-        )
-    except (KeyboardInterrupt, SystemExit):
-        tracker.abandon(run_id, "interrupted by the user")
-        storage.release(study, trial)
+        run_ids.append(_start(study, tracker, trial, cell, tags))
+        run_id = run_ids[0]
+        trial.set_user_attr(storage.MLFLOW_RUN, run_id)
+        try:
+            result = run_cell(
+                cell,
+                spec.objective,
+                run_id=run_id,
+                tracking_uri=job.tracking,
+                accelerator=job.accelerator,
+                devices=job.devices,
+                pruning=pruning,
+                compile_models=job.compile_models,
+            )
+        except CellFailed as err:  # a result; any other error is dlbench's (failures)
+            result = Result("failed", error=str(err))
+    except BaseException as err:
+        _give_back(study, tracker, [trial], run_ids, err)
         if tuning is not None:
             search.conclude(tuning, pruning.trial, "failed", None)
         raise
@@ -215,6 +246,26 @@ def _run_one(
         search.conclude(tuning, pruning.trial, result.outcome, result.objective)
     _record(study, tracker, trial, run_id, result)
     on_finish()
+
+
+def _give_back(
+    study: optuna.Study,
+    tracker: Tracker,
+    trials: list[Trial],
+    run_ids: list[str],
+    err: BaseException,
+) -> None:
+    """Cells stopped by Ctrl-C or by an error in dlbench: their runs closed as killed,
+    their trials released, so the next run trains them (this is no cell result)."""
+    reason = (
+        "interrupted by the user"
+        if isinstance(err, KeyboardInterrupt | SystemExit)
+        else f"stopped by an error in dlbench, not in the cell: {type(err).__name__}: {err}"
+    )
+    for run_id in run_ids:
+        tracker.abandon(run_id, reason)
+    for trial in trials:
+        storage.release(study, trial)
 
 
 def _start(
@@ -242,22 +293,15 @@ def _record(
         # Presumed dead (missed heartbeats) while it trained: the cell is retried elsewhere.
         tracker.abandon(run_id, "superseded: this worker missed its heartbeats")
         return
-    tracker.end_cell(run_id, result.outcome, result.objective, result.error)
+    tracker.end_cell(
+        run_id,
+        result.outcome,
+        result.objective,
+        result.error,
+        seconds=result.seconds,
+        stack_seconds=result.stack_seconds,
+    )
     storage.tell(study, trial, result.outcome, result.objective)
-
-
-def _guarded(train: Callable[[], list[Result]], cells: int) -> list[Result]:
-    """``train``'s results; a crash makes each cell ``failed`` with the error, and the
-    worker goes on."""
-    try:
-        return train()
-    except torch.cuda.OutOfMemoryError as err:
-        # Free what the failed cells held, so the next ones start with a clean device.
-        gc.collect()
-        torch.cuda.empty_cache()
-        return [Result("failed", error=f"CUDA out of memory: {err}".splitlines()[0])] * cells
-    except Exception as err:
-        return [Result("failed", error=f"{type(err).__name__}: {err}")] * cells
 
 
 def _launcher_alive(job: Job) -> bool:

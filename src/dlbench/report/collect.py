@@ -30,8 +30,10 @@ from dlbench.records import (
     OUTCOME,
     ROLE,
     SEARCH_TRIAL,
+    SECONDS,
     SEEDS,
     SUMMARY,
+    missing_store,
     tracking_uri,
 )
 
@@ -69,7 +71,7 @@ class StudyRuns:
     """The MLflow records of one study, read once: its plan, its cells, their attempts."""
 
     def __init__(self, study: str, tracking: str | None = None):
-        self.client = MlflowClient(tracking_uri(tracking))
+        self.client = client(tracking)
         experiment = self.client.get_experiment_by_name(study)
         if experiment is None:
             known = sorted(e.name for e in self.client.search_experiments() if e.name != "Default")
@@ -169,6 +171,10 @@ class StudyRuns:
     # -- frames --------------------------------------------------------------------------
     @staticmethod
     def _seconds(run: Run) -> float:
+        """The cell's own cost as recorded (a stacked cell's share of its stack); for runs
+        recorded without it (an older dlbench, a killed worker), the run's span."""
+        if SECONDS in run.data.tags:
+            return float(run.data.tags[SECONDS])
         end = run.info.end_time
         return (end - run.info.start_time) / 1000 if end else math.nan
 
@@ -272,13 +278,24 @@ class StudyRuns:
         return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+def client(tracking: str | None = None) -> MlflowClient:
+    """A client of the tracking store, which must exist: reading creates nothing."""
+    uri = tracking_uri(tracking)
+    if (path := missing_store(uri)) is not None:
+        raise ConfigError(
+            f"no MLflow store at {path} ({uri}): no study has run here; run one with "
+            "`dlbench run STUDY`, or point --tracking-uri at the store"
+        )
+    return MlflowClient(uri)
+
+
 def studies(tracking: str | None = None) -> list[str]:
     """The studies in the tracking store: experiments with a dlbench study run, sorted."""
-    client = MlflowClient(tracking_uri(tracking))
+    store = client(tracking)
     return sorted(
         e.name
-        for e in client.search_experiments()
-        if client.search_runs([e.experiment_id], f"tags.`{ROLE}` = 'study'", max_results=1)
+        for e in store.search_experiments()
+        if store.search_runs([e.experiment_id], f"tags.`{ROLE}` = 'study'", max_results=1)
     )
 
 

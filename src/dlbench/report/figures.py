@@ -132,14 +132,15 @@ def sensitivity(
 
 
 def cost(frame: pd.DataFrame, metric: str, order: list[str], label: str) -> plt.Figure:
-    """``metric`` against wall-clock seconds per run: every completed run a dot."""
+    """``metric`` against each cell's seconds (a stacked cell's share of its stack's wall
+    time): every completed cell a dot."""
     fig, (ax,) = _figure(6.4, 4.0)
     done = frame[(frame["outcome"] == "completed") & frame["arm"].isin(order)]
     sns.scatterplot(
         data=done, x="seconds", y=metric, hue="arm", hue_order=order, palette=_colours(order),
         s=30, alpha=0.8, ax=ax,
     )  # fmt: skip
-    ax.set(xlabel="wall-clock seconds per run", ylabel=label)
+    ax.set(xlabel="seconds per cell (a stacked cell: its share of the stack)", ylabel=label)
     ax.legend(fontsize="small", ncols=2 if len(order) > 6 else 1)
     return fig
 

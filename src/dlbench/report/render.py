@@ -235,9 +235,10 @@ class Report:
         self.figure(
             figures.cost(self.frame, OBJECTIVE_METRIC, self.shown[: figures.MAX_LINES], self.label),
             "cost",
-            "Result against wall-clock time",
-            f"{self.label} against each run's wall-clock seconds (training, validation and "
-            f"logging): the cost view. {self.setup()}",
+            "Result against cost",
+            f"{self.label} against each cell's seconds (building, training, validation and "
+            f"test; cells trained together as one stack share its wall time equally): the "
+            f"cost view. {self.setup()}",
         )
 
     def search_budget(self) -> None:

@@ -38,6 +38,14 @@ def number(value: object, digits: int = 4) -> str:
     return str(value)
 
 
+def seconds_shown(value: float) -> str:
+    """A cell's cost to two significant digits: a stacked cell's share is a fraction of
+    a second, a lone GPU cell minutes."""
+    if value is None or math.isnan(value):
+        return DASH
+    return f"{value:.2g}" if value < 10 else f"{value:.0f}"
+
+
 def intervals(frame: pd.DataFrame, digits: int = 4) -> list[str]:
     """``[low, high]`` from a frame's ci_low/ci_high columns; DASH where there is none."""
     return [
@@ -147,7 +155,8 @@ def results(
     """Per arm, best first: the objective's mean, 95% CI, std and n, and what did not finish.
 
     ``final`` (a held-out metric's name and ``arm_summary``, e.g. test/acc, same direction)
-    adds its mean; ``seconds`` (mean wall-clock seconds per run, by arm) adds the cost.
+    adds its mean; ``seconds`` (mean seconds per cell, by arm: a stacked cell's share of
+    its stack) adds the cost.
     """
     data = ranking[["rank", "arm", "distinguishable"]].merge(summary, on="arm", how="left")
     means = {f"{metric} mean": data["mean"]}
@@ -172,7 +181,7 @@ def results(
     )
     if seconds is not None:
         data["seconds"] = data["arm"].map(seconds)
-        shown["s/run"] = data["seconds"].map(lambda s: number(s, 1))
+        shown["s/cell"] = data["seconds"].map(seconds_shown)
     bold = {
         (row, column)
         for column, values in means.items()
