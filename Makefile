@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -92,8 +92,13 @@ bench-perf: bench-startup bench-overhead bench-stacking bench-memory bench-worke
 report: $(STAMP) ## render the report of every study that has runs (reports/<study>/)
 	$(BIN)/dlbench report --all
 
-ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 for this folder's runs
-	$(BIN)/dlbench ui
+ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 for this folder's runs (STUDY=name: its comparison)
+	$(BIN)/dlbench ui $(STUDY)
+
+STORAGE ?= runs/$(STUDY)/optuna.journal
+dashboard: $(STAMP) ## optuna-dashboard on 127.0.0.1:8080 over a study's Optuna storage (STUDY=name, or STORAGE=url)
+	@[ -n "$(STUDY)$(filter-out runs//optuna.journal,$(STORAGE))" ] || { echo "make dashboard: name the study: make dashboard STUDY=optimizers" >&2; exit 2; }
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 $(STORAGE)
 
 clean: ## remove the virtual environment and caches (keeps runs, mlflow.db and reports)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

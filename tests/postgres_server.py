@@ -96,9 +96,7 @@ def postgres_url() -> Iterator[str]:
         if detail:
             pytest.fail(f"PostgreSQL did not start on port {port}:\n{detail}", pytrace=False)
         try:
-            yield create_database(
-                f"postgresql://postgres@127.0.0.1:{port}/postgres", "dlbench"
-            )
+            yield create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", "dlbench")
         finally:
             _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"])
     finally:

@@ -47,6 +47,7 @@ from dlbench.harness.storage import (
     worker_alive,
     worker_tags,
 )
+from dlbench.harness.ui_view import write_view
 from dlbench.records import (
     ARM,
     ATTEMPT,
@@ -154,6 +155,11 @@ class Tracker:
         )
         # MLflow 3's UI shows an experiment of unknown kind as a GenAI one (traces, no runs).
         self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
+        # The page `dlbench ui STUDY` opens: the cells grouped by arm, the objective charted.
+        objective = spec.objective
+        write_view(
+            self.client, self.experiment_id, list(spec.grid), objective.metric, objective.summary
+        )
         self.parent_id = self._parent_run()
 
     def _parent_run(self) -> str:
