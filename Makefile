@@ -95,9 +95,10 @@ report: $(STAMP) ## render the report of every study that has runs (reports/<stu
 ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 for this folder's runs (STUDY=name: its comparison)
 	$(BIN)/dlbench ui $(STUDY)
 
-STORAGE ?= runs/$(STUDY)/optuna.journal
+# Absolute: a journal lock links to this path, and only an absolute link is freed by Optuna.
+STORAGE ?= $(abspath runs/$(STUDY)/optuna.journal)
 dashboard: $(STAMP) ## optuna-dashboard on 127.0.0.1:8080 over a study's Optuna storage (STUDY=name, or STORAGE=url)
-	@[ -n "$(STUDY)$(filter-out runs//optuna.journal,$(STORAGE))" ] || { echo "make dashboard: name the study: make dashboard STUDY=optimizers" >&2; exit 2; }
+	@[ -n "$(STUDY)" ] || [ "$(origin STORAGE)" != file ] || { echo "make dashboard: name the study: make dashboard STUDY=optimizers" >&2; exit 2; }
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 $(STORAGE)
 
 clean: ## remove the virtual environment and caches (keeps runs, mlflow.db and reports)
