@@ -10,7 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
-from dlbench.cli import build_parser, main
+from dlbench.arguments import build_parser
+from dlbench.cli import main
 from dlbench.components import FAMILIES
 from dlbench.problems import PROBLEMS
 
@@ -25,7 +26,7 @@ def test_help_lists_every_command_with_examples() -> None:
 
 
 def test_help_starts_without_importing_torch() -> None:
-    code = "import sys; from dlbench.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from dlbench.arguments import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -10,7 +10,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_STUDY, uri_of, write_study
-from dlbench.cli import EXIT_CELLS_FAILED, main
+from dlbench.arguments import EXIT_CELLS_FAILED
+from dlbench.cli import main
 from dlbench.harness import mlflow_logger, status, sweep
 from dlbench.harness.failures import CellFailed, cell_training
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
