@@ -33,7 +33,7 @@ def test_problem_contract(name: str) -> None:
     assert entry.description and entry.flags["task"] in ("classification", "regression")
     budget = entry.flags["budget"]
     assert {"loss", "optimizer", "lr", "epochs", "batch_size"} <= set(budget)
-    assert entry.flags["objective"]["metric"] in metrics_of(entry)
+    assert entry.flags["objective"]["metric"] in metrics_of([entry])
     setup = PROBLEMS.create(name, 4, 0, 0.0)
     x = torch.randn(4, *entry.flags["input_shape"])
     out = setup.model(x)

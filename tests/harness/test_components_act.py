@@ -197,7 +197,7 @@ def test_every_accepted_choice_changes_the_first_steps(
             continue
         callbacks = result.system.regularizer.callbacks()
         if family == "regularizer" and callbacks:  # early stopping: between epochs
-            logged = metrics_of(PROBLEMS.get(problem))
+            logged = metrics_of([PROBLEMS.get(problem)])
             assert all(getattr(cb, "monitor", None) in logged for cb in callbacks)
             continue
         silent.append(choice)

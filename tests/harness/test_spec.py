@@ -9,6 +9,7 @@ import pytest
 from conftest import TINY_STUDY, write_study
 from dlbench.cli import main
 from dlbench.errors import ConfigError
+from dlbench.harness.grid import expand
 from dlbench.harness.spec import load_study
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,9 @@ def test_optimizer_study_loads_with_seven_optimizers_and_smoke_tier() -> None:
 def test_problem_budget_fills_missing_settings(workdir: Path) -> None:
     path = write_study(workdir, "name: bare\nproblem: digits_mlp\n")
     spec = load_study(path)
-    assert spec.fixed["optimizer"] == "sgd" and spec.fixed["epochs"] >= 1
+    assert dict(spec.fixed) == {}  # what the file says; each cell gets its problem's budget
+    (cell,) = expand(spec)
+    assert cell.settings["optimizer"] == "sgd" and cell.settings["epochs"] >= 1
     assert spec.objective.metric == "val/acc" and spec.objective.direction == "maximize"
 
 

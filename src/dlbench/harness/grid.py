@@ -94,13 +94,16 @@ class Cell:
         }
 
 
-def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Fixed settings, then each arm's, then every default filled in (so MLflow records all)."""
-    settings = dict(TRAINING_DEFAULTS)
-    settings.update(spec.fixed)
+def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The cell's problem (its ``problem`` arm's, else the study's) and its settings: the
+    problem's budget, then the fixed settings, then each arm's, then every default filled
+    in (so MLflow records all)."""
+    settings: dict[str, Any] = {}
     for arm_settings in arms.values():
         settings.update(arm_settings)
-    settings = {**PROBLEMS.get(spec.problem).hyperparameters, **settings}
+    entry = PROBLEMS.get(settings.pop("problem", spec.problem))
+    settings = {**TRAINING_DEFAULTS, **entry.flags["budget"], **spec.fixed, **settings}
+    settings = {**entry.hyperparameters, **settings}
     optimizer = OPTIMIZERS.get(settings["optimizer"]).hyperparameters
     # Hyperparameters of other optimizers do not apply to this cell and are dropped.
     for key in optimizer_keys() - set(optimizer):
@@ -117,7 +120,7 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> dict[str,
                 del settings[key]
         for key, default in takes.items():
             settings.setdefault(f"{family}.{key}", default)
-    return dict(sorted(settings.items()))
+    return entry.name, dict(sorted(settings.items()))
 
 
 def expand(spec: StudySpec) -> list[Cell]:
@@ -127,15 +130,15 @@ def expand(spec: StudySpec) -> list[Cell]:
     axes = list(spec.grid)
     arms = []
     for combo in itertools.product(*(spec.grid[axis] for axis in axes)):
-        settings = resolve(
+        problem, settings = resolve(
             spec, {axis: arm.settings for axis, arm in zip(axes, combo, strict=True)}
         )
         labels = {axis: arm.label for axis, arm in zip(axes, combo, strict=True)}
-        arms.append((MappingProxyType(settings), MappingProxyType(labels)))
+        arms.append((problem, MappingProxyType(settings), MappingProxyType(labels)))
     trials = range(spec.search.trials) if spec.search else [None]
     return [
-        Cell(spec.name, spec.problem, seed, settings, labels, trial)
+        Cell(spec.name, problem, seed, settings, labels, trial)
         for seed in spec.seeds
-        for settings, labels in arms
+        for problem, settings, labels in arms
         for trial in trials
     ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ class Search:
     pruner: str = "none"
 
 
-def parse(problem: Any, raw: Any, axes: list[str]) -> Search | None:
+def parse(problems: Sequence[Any], raw: Any, axes: list[str]) -> Search | None:
     """The ``search:`` block, checked (ConfigError keys are relative to the file)."""
     if raw is None:
         return None
@@ -87,19 +87,22 @@ def parse(problem: Any, raw: Any, axes: list[str]) -> Search | None:
         raise ConfigError("must map settings to {low: ..., high: ...}", key="search.params")
     return Search(
         trials,
-        MappingProxyType({k: _range(problem, k, v, axes) for k, v in params.items()}),
+        MappingProxyType({k: _range(problems, k, v, axes) for k, v in params.items()}),
         pruner,
     )
 
 
-def _range(problem: Any, key: str, raw: Any, axes: list[str]) -> Range:
+def _range(problems: Sequence[Any], key: str, raw: Any, axes: list[str]) -> Range:
     at = f"search.params.{key}"
     if key in axes:
         raise ConfigError("is a grid axis; search it or grid it, not both", key=at)
     if not isinstance(raw, dict) or not {"low", "high"} <= set(raw) or set(raw) - set(RANGE_KEYS):
         raise ConfigError(f"must be {{low: ..., high: ..., log: true|false}}, got {raw!r}", key=at)
     try:
-        low, high = (check_setting(problem, key, raw[end]) for end in ("low", "high"))
+        low, high = [
+            [check_setting(problem, key, raw[end]) for problem in problems][0]
+            for end in ("low", "high")
+        ]
     except ConfigError as err:
         raise ConfigError(err.message, key=at) from None
     if not isinstance(low, float) or not low < high:

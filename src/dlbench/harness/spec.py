@@ -6,7 +6,7 @@ is allowed. The schema (README has the user-facing version):
 
     name: optimizers                 # study name: Optuna study, MLflow experiment, report folder
     description: one line            # optional
-    problem: digits_mlp              # `dlbench list problems`
+    problem: digits_mlp              # `dlbench list problems` (or a `problem` grid axis)
     fixed: {epochs: 20, lr: 0.1}     # settings shared by every cell
     grid:                            # full factorial of the axes (x seeds)
       optimizer:                     # a value, or {name: ..., label: ..., other settings}
@@ -17,6 +17,12 @@ is allowed. The schema (README has the user-facing version):
     search: {trials: 8, params: {lr: {low: 1.0e-4, high: 1, log: true}}}   # optional: tune
     smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes, search)
     claim: {number: 5, text: ..., source: ..., expect: [...]}   # optional: see claim.py
+    reference: [{arm: adam, value: 0.97, metric: test/acc, source: ...}]  # see references.py
+
+A plain axis value may carry a label, ``{value: true, label: shuffled}``. A ``problem``
+axis compares problems (``grid: {problem: [mnist1d_linear, mnist1d_cnn]}``): every
+setting must then be one that each of its problems takes, and each cell gets its own
+problem's budget (the defaults under ``fixed`` and the arms).
 """
 
 from __future__ import annotations
@@ -34,15 +40,12 @@ import yaml
 
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.harness import claim, search
+from dlbench.harness import claim, references, search
+from dlbench.harness.axes import Arm, axis_arms, checked, component, problem_axis, problems_of
 from dlbench.harness.claim import Claim
+from dlbench.harness.references import Reference
 from dlbench.harness.search import Search
-from dlbench.harness.settings import (
-    TRAINING_KEYS,
-    check_hyperparameter,
-    check_setting,
-)
-from dlbench.problems import PROBLEMS
+from dlbench.registry import Entry
 
 TOP_KEYS = (
     "name",
@@ -55,6 +58,7 @@ TOP_KEYS = (
     "search",
     "smoke",
     "claim",
+    "reference",
 )
 SMOKE_KEYS = ("grid", "seeds", "search")  # besides any settings key
 OBJECTIVE_KEYS = ("metric", "direction", "summary")
@@ -74,17 +78,9 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class Arm:
-    """One value of a grid axis: the label reports show, and the settings it sets."""
-
-    label: str
-    settings: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
 class StudySpec:
     name: str
-    problem: str
+    problem: str  # the study's problem; with a ``problem`` axis, the axis's first
     fixed: Mapping[str, Any]
     grid: Mapping[str, tuple[Arm, ...]]
     seeds: tuple[int, ...]
@@ -94,9 +90,17 @@ class StudySpec:
     source_sha: str = ""  # sha256 of the study file's text: provenance in MLflow and reports
     search: Search | None = None  # per-cell tuning (search.py); None: a plain grid
     claim: Claim | None = None  # what a claim study expects (claim.py); None: no claim
+    references: tuple[Reference, ...] = ()  # published values per arm (references.py)
     # How it was loaded, so a worker process can load the same spec from ``source``.
     smoke: bool = False
     overrides: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every problem the study's cells train: its problem, or its problem axis's."""
+        if "problem" in self.grid:
+            return tuple(arm.settings["problem"] for arm in self.grid["problem"])
+        return (self.problem,)
 
 
 def study_path(study: str | Path) -> Path:
@@ -142,17 +146,23 @@ def load_study(
     try:
         _known_keys(raw, TOP_KEYS, "")
         sha = hashlib.sha256(text.encode()).hexdigest()
-        # A claim names arms of the file's grid, which a smoke tier or --set may leave
-        # out: check it against the file as written and keep it (absent arms: no data).
-        claimed = raw.get("claim") is not None and bool(smoke or overrides)
-        stated = _build(raw, str(path), sha).claim if claimed else None
+        # A claim and references name arms of the file's grid, which a smoke tier or
+        # --set may leave out: check them against the file as written and keep them
+        # (absent arms: no data).
+        names_arms = raw.get("claim") is not None or raw.get("reference") is not None
+        written = _build(raw, str(path), sha) if names_arms and (smoke or overrides) else None
         if smoke:
             raw = _apply_smoke(raw, origins)
         for item in overrides:
             raw = _apply_override(raw, item, origins)
-        spec = _build({**raw, "claim": None} if stated else raw, str(path), sha)
+        spec = _build({**raw, "claim": None, "reference": None} if written else raw, str(path), sha)
+        stated = written or spec
         return dataclasses.replace(
-            spec, smoke=smoke, overrides=tuple(overrides), claim=stated or spec.claim
+            spec,
+            smoke=smoke,
+            overrides=tuple(overrides),
+            claim=stated.claim,
+            references=stated.references,
         )
     except ConfigError as err:
         raise _locate(err, str(path), origins) from None
@@ -244,122 +254,41 @@ def _build(raw: dict, source: str, sha: str) -> StudySpec:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError("must be a string", key="description")
-    if "problem" not in raw:
-        raise ConfigError(f"is required; allowed: {', '.join(PROBLEMS.names())}", key="problem")
-    try:
-        problem = PROBLEMS.get(raw["problem"])
-    except ConfigError as err:
-        raise err.at(key="problem") from None
-
+    problems = problems_of(raw)
     fixed: dict[str, Any] = {}
     for key, value in _mapping(raw, "fixed").items():
         if isinstance(value, dict) and key in FAMILIES:
             if "label" in value:
                 raise ConfigError("labels belong to grid values", key=f"fixed.{key}.label")
-            fixed.update(_component(problem, key, value, f"fixed.{key}"))
+            fixed.update(component(problems, key, value, f"fixed.{key}"))
         else:
-            fixed[key] = _checked(problem, key, value, f"fixed.{key}")
-    grid = {axis: _axis(problem, axis, values) for axis, values in _mapping(raw, "grid").items()}
+            fixed[key] = checked(problems, key, value, f"fixed.{key}")
+    grid = {
+        axis: axis_arms(problems, axis, values)
+        for axis, values in _mapping(raw, "grid").items()
+        if axis != "problem"
+    }
+    if "problem" in raw.get("grid", {}):  # first, so its labels lead each arm's name
+        grid = {"problem": problem_axis(raw["grid"]["problem"]), **grid}
     for axis in grid:
         if axis in fixed:
             raise ConfigError("is both fixed and a grid axis; keep one", key=f"fixed.{axis}")
-    for key, value in problem.flags.get("budget", {}).items():
-        fixed.setdefault(key, value)
+    labels = {axis: [arm.label for arm in arms] for axis, arms in grid.items()}
 
     return StudySpec(
         name=name,
-        problem=problem.name,
+        problem=problems[0].name,
         fixed=MappingProxyType(fixed),
         grid=MappingProxyType(grid),
         seeds=_seeds(raw.get("seeds", [0])),
-        objective=_objective(problem, _mapping(raw, "objective")),
-        search=search.parse(problem, raw.get("search"), list(grid)),
-        claim=claim.parse(
-            raw.get("claim"), {axis: [arm.label for arm in arms] for axis, arms in grid.items()}
-        ),
+        objective=_objective(problems, _mapping(raw, "objective")),
+        search=search.parse(problems, raw.get("search"), list(grid)),
+        claim=claim.parse(raw.get("claim"), labels),
+        references=references.parse(raw.get("reference"), labels, metrics_of(problems)),
         description=description,
         source=source,
         source_sha=sha,
     )
-
-
-def _checked(problem: Any, key: str, value: Any, where: str) -> Any:
-    try:
-        return check_setting(problem, key, value)
-    except ConfigError as err:
-        raise ConfigError(err.message, key=where) from None
-
-
-def _axis(problem: Any, axis: str, values: Any) -> tuple[Arm, ...]:
-    where = f"grid.{axis}"
-    if not isinstance(values, list) or not values:
-        raise ConfigError("must be a non-empty list of values", key=where)
-    arms = []
-    for i, value in enumerate(values):
-        at = f"{where}[{i}]"
-        if isinstance(value, dict):
-            arms.append(_arm_from_mapping(problem, axis, value, at))
-        else:
-            checked = _checked(problem, axis, value, at)
-            arms.append(Arm(str(value), MappingProxyType({axis: checked})))
-    labels = [arm.label for arm in arms]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ConfigError(
-            f"labels must differ, {', '.join(duplicates)} repeats (give each a `label:`)", key=where
-        )
-    return tuple(arms)
-
-
-def _arm_from_mapping(problem: Any, axis: str, value: dict, at: str) -> Arm:
-    """``{name: adam, lr: 0.001, label: adam_fast}``: a component with its own settings."""
-    if axis not in FAMILIES:
-        raise ConfigError(
-            f"a mapping value needs a component axis ({', '.join(FAMILIES)}); "
-            f"{axis!r} takes plain values",
-            key=at,
-        )
-    label = value.get("label", value.get("name"))
-    if not isinstance(label, str) or not label:
-        raise ConfigError("must be a non-empty string", key=f"{at}.label")
-    settings = _component(problem, axis, {k: v for k, v in value.items() if k != "label"}, at)
-    return Arm(label, MappingProxyType(settings))
-
-
-def _component(problem: Any, family: str, value: dict, at: str) -> dict[str, Any]:
-    """``{name: X, ...}`` as settings: the name under ``family``, then X's own settings.
-
-    Optimizer hyperparameters are flat settings (``momentum``, ``beta1``); every other
-    family's are namespaced (``augmentation.alpha``), since names like ``alpha`` or ``p``
-    recur. Any arm may also set training keys (an optimizer arm its ``lr``, an
-    ``lr_scaling`` arm its ``warmup_epochs``): an arm is a setup, not only a name.
-    """
-    if "name" not in value:
-        raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[family].names())}", key=at)
-    settings = {family: _checked(problem, family, value["name"], f"{at}.name")}
-    component = FAMILIES[family].get(value["name"])
-    takes = component.hyperparameters
-    for key, setting in value.items():
-        if key == "name":
-            continue
-        if key in TRAINING_KEYS and key != family:  # e.g. an optimizer arm's own lr
-            settings[key] = _checked(problem, key, setting, f"{at}.{key}")
-        elif key not in takes or key == "lr":
-            raise ConfigError(
-                f"{family} {component.name!r} takes no {key!r}; allowed: "
-                f"{', '.join(k for k in takes if k != 'lr') or 'none'}",
-                key=f"{at}.{key}",
-            )
-        elif family == "optimizer":
-            settings[key] = _checked(problem, key, setting, f"{at}.{key}")
-        else:
-            try:
-                settings[f"{family}.{key}"] = check_hyperparameter(
-                    key, takes[key], setting, rules=False
-                )
-            except ConfigError as err:
-                raise ConfigError(err.message, key=f"{at}.{key}") from None
-    return settings
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
@@ -374,16 +303,16 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def metrics_of(problem: Any) -> list[str]:
-    """The per-epoch metrics a problem's runs log, i.e. what an objective can be."""
-    base = ["train/loss", "val/loss"]
-    return base + ["val/acc"] if problem.flags.get("task") == "classification" else base
+def metrics_of(problems: Sequence[Entry]) -> list[str]:
+    """The per-epoch metrics every one of ``problems``' runs logs: what an objective can be."""
+    classify = all(problem.flags.get("task") == "classification" for problem in problems)
+    return ["train/loss", "val/loss", *(["val/acc"] if classify else [])]
 
 
-def _objective(problem: Any, raw: dict) -> Objective:
+def _objective(problems: Sequence[Entry], raw: dict) -> Objective:
     _known_keys(raw, OBJECTIVE_KEYS, "objective.")
-    merged = {**problem.flags.get("objective", {}), "summary": "last", **raw}
-    allowed = {"metric": metrics_of(problem), "direction": DIRECTIONS, "summary": SUMMARIES}
+    merged = {**problems[0].flags.get("objective", {}), "summary": "last", **raw}
+    allowed = {"metric": metrics_of(problems), "direction": DIRECTIONS, "summary": SUMMARIES}
     for key, choices in allowed.items():
         if merged.get(key) not in choices:
             raise ConfigError(

@@ -34,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import dlbench
+from dlbench.harness import references
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.storage import (
@@ -61,6 +62,7 @@ from dlbench.records import (
     OBJECTIVE_METRIC,
     OUTCOME,
     PARENT,
+    REFERENCES,
     ROLE,
     SEARCH_TRIAL,
     SECONDS,
@@ -169,7 +171,7 @@ class Tracker:
         tags = {
             ROLE: "study",
             STUDY: self.spec.name,
-            "dlbench.problem": self.spec.problem,
+            "dlbench.problem": ", ".join(self.spec.problems),
             "dlbench.source": self.spec.source,
             "dlbench.source_sha": self.spec.source_sha,
             AXES: ",".join(self.spec.grid),
@@ -183,6 +185,7 @@ class Tracker:
             },
             **({TRIALS: str(self.spec.search.trials)} if self.spec.search else {}),
             CLAIM: self.spec.claim.to_json() if self.spec.claim else "",  # "": no claim (any more)
+            REFERENCES: references.to_json(self.spec.references),  # "[]": none (any more)
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }

@@ -1,0 +1,82 @@
+"""Grid axes: a problem axis (each cell its own problem and budget) and labelled values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import write_study
+from dlbench.errors import ConfigError
+from dlbench.harness.grid import expand
+from dlbench.harness.spec import load_study
+from dlbench.problems import PROBLEMS
+
+PROBLEM_AXIS = """\
+name: across
+grid:
+  problem: [digits_mlp, {value: digits_cnn, label: cnn}]
+  init: [default, he_normal]
+fixed: {epochs: 1}
+seeds: [0]
+"""
+
+
+def test_a_problem_axis_gives_each_cell_its_problem_and_its_budget(workdir: Path) -> None:
+    spec = load_study(write_study(workdir, PROBLEM_AXIS))
+    assert spec.problems == ("digits_mlp", "digits_cnn") and spec.problem == "digits_mlp"
+    cells = expand(spec)
+    assert [c.arm_label for c in cells] == [
+        "digits_mlp default",
+        "digits_mlp he_normal",
+        "cnn default",
+        "cnn he_normal",
+    ]
+    for cell in cells:
+        budget = PROBLEMS.get(cell.problem).flags["budget"]
+        assert cell.settings["lr"] == budget["lr"]  # each problem's own default lr
+        assert cell.settings["epochs"] == 1  # fixed beats every budget
+        assert "problem" not in cell.settings  # the cell's problem, not one of its settings
+        assert set(PROBLEMS.get(cell.problem).hyperparameters) <= set(cell.settings)
+    assert {c.problem for c in cells} == {"digits_mlp", "digits_cnn"}
+    assert len({c.id for c in cells}) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (PROBLEM_AXIS + "problem: digits_mlp\n", ["problem", "is also a grid axis"]),
+        (
+            PROBLEM_AXIS.replace("{epochs: 1}", "{epochs: 1, width: 32}"),
+            ["fixed.width", "setting of problem 'digits_cnn'"],
+        ),
+        (
+            PROBLEM_AXIS.replace("digits_mlp, {", "digits_mpl, {"),
+            ["grid.problem[0]", "did you mean digits_mlp"],
+        ),
+        (
+            PROBLEM_AXIS.replace("label: cnn}", "label: digits_mlp}"),
+            ["grid.problem", "digits_mlp repeats"],
+        ),
+        ("name: x\nseeds: [0]\n", ["problem", "is required"]),
+    ],
+)
+def test_bad_problem_axes_are_refused(workdir: Path, text: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_study(write_study(workdir, text))
+    for fragment in fragments:
+        assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def test_a_plain_value_may_carry_a_label(workdir: Path) -> None:
+    text = "name: w\nproblem: digits_mlp\ngrid: {width: [{value: 16, label: narrow}, 64]}\n"
+    spec = load_study(write_study(workdir, text))
+    assert [(a.label, dict(a.settings)) for a in spec.grid["width"]] == [
+        ("narrow", {"width": 16}),
+        ("64", {"width": 64}),
+    ]
+    bad = text.replace("label: narrow", "name: narrow")
+    with pytest.raises(ConfigError, match=r"grid.width\[0\].*\{value: \.\.\., label: \.\.\.\}"):
+        load_study(write_study(workdir, bad))
+    with pytest.raises(ConfigError, match=r"grid.width\[0\].*integer"):
+        load_study(write_study(workdir, text.replace("value: 16", "value: wide")))
