@@ -10,7 +10,7 @@ from dlbench.components import ACTIVATIONS, INITIALIZERS, NORMS
 from dlbench.components.activations import GatedLinearUnit, is_gated
 from dlbench.errors import ConfigError
 from dlbench.models import MLP, gated_width
-from dlbench.models.mlp import linear_params
+from dlbench.models.mlp import Residual, linear_params
 
 
 def n_params(model: nn.Module) -> int:
@@ -320,3 +320,21 @@ def test_every_activation_and_norm_builds_and_trains(activation: str, norm: str)
 def test_every_init_builds(init: str) -> None:
     model = MLP(12, 3, width=16, depth=2, activation="swiglu", init=init)
     assert model(torch.randn(4, 12)).shape == (4, 3)
+
+
+def test_residual_mlp_is_the_mnist1d_papers_mlp() -> None:
+    """h1 = relu(L1 x); h2 = h1 + relu(L2 h1); y = L3 h2 (Greydanus & Kobak's MLP)."""
+    torch.manual_seed(0)
+    model = MLP(40, 10, width=100, depth=2, residual=True)
+    l1, l2, l3 = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    x = torch.randn(6, 40)
+    h1 = l1(x).relu()
+    torch.testing.assert_close(model(x), l3(h1 + l2(h1).relu()))
+    assert sum(p.numel() for p in model.parameters()) == 15210
+
+
+def test_residual_wraps_every_hidden_block_after_the_first() -> None:
+    model = MLP(8, 3, width=16, depth=4, residual=True, dropout=0.1, norm="layernorm")
+    blocks = [m for m in model.net if isinstance(m, Residual)]
+    assert len(blocks) == 3 and all(len(b) == 4 for b in blocks)  # Linear, norm, act, Dropout
+    assert not any(isinstance(m, Residual) for m in MLP(8, 3, depth=1, residual=True).net)

@@ -80,3 +80,33 @@ def test_regression_output() -> None:
 def test_unknown_cell_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown cell 'transformer'.*allowed: gru, lstm, rnn"):
         SequenceModel(8, 10, cell="transformer")
+
+
+def test_mnist1d_gru_reads_every_step_of_both_directions() -> None:
+    """The MNIST-1D paper's GRU: bidirectional, hidden 6, 40 steps -> Linear(480, 10); 5,134
+    parameters, as the paper's notebook prints."""
+    torch.manual_seed(0)
+    model = SequenceModel(1, 10, cell="gru", hidden=6, bidirectional=True, readout="all", steps=40)
+    assert sum(p.numel() for p in model.parameters()) == 5134
+    x = torch.randn(3, 40, 1)
+    out, _ = model.rnn(x)
+    assert out.shape == (3, 40, 12)
+    torch.testing.assert_close(
+        model(x), out.reshape(3, 480) @ model.head.weight.T + model.head.bias
+    )
+
+
+def test_bidirectional_last_readout_uses_each_directions_final_state() -> None:
+    torch.manual_seed(0)
+    model = SequenceModel(2, 3, cell="gru", hidden=4, bidirectional=True)
+    x = torch.randn(5, 7, 2)
+    _, h_n = model.rnn(x)  # (directions, N, hidden): forward after step T, backward after step 1
+    final = torch.cat([h_n[0], h_n[1]], dim=1)
+    torch.testing.assert_close(model(x), final @ model.head.weight.T + model.head.bias)
+
+
+def test_readout_all_needs_steps() -> None:
+    with pytest.raises(ConfigError, match="steps"):
+        SequenceModel(1, 10, cell="gru", readout="all")
+    with pytest.raises(ConfigError, match="readout"):
+        SequenceModel(1, 10, cell="gru", readout="mean")

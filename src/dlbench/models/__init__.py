@@ -2,6 +2,7 @@
 
 from dlbench.models.autoencoder import AutoEncoder
 from dlbench.models.cnn import CNN, MinPool2d
+from dlbench.models.conv1d import Conv1dNet
 from dlbench.models.encoder import ConvEncoder, EncoderClassifier
 from dlbench.models.linear import LinearRegression, LogisticRegression, SoftmaxRegression
 from dlbench.models.mlp import MLP, gated_width
@@ -10,6 +11,7 @@ from dlbench.models.rnn import SequenceModel
 
 __all__ = [
     "CNN",
+    "Conv1dNet",
     "MLP",
     "AutoEncoder",
     "BasicBlock",

@@ -1,5 +1,9 @@
 """The multilayer perceptron: ``depth`` hidden blocks of Linear -> norm -> activation.
 
+With ``residual=True`` every hidden block after the first adds its input back,
+``h + block(h)`` (all hidden widths are equal, so the shapes match): the MNIST-1D
+paper's MLP (Greydanus & Kobak) is ``MLP(40, 10, width=100, depth=2, residual=True)``.
+
 Gated activations (glu, swiglu, geglu; ``ACTIVATIONS`` flag ``gated``) replace the
 Linear and the activation of a block by one gated unit ``act(xW) * (xV)``, which has
 two projections. To compare like with like, a gated MLP gets a smaller hidden width,
@@ -89,6 +93,13 @@ def hidden_blocks(
     return layers
 
 
+class Residual(nn.Sequential):
+    """``x + f(x)`` for the layers ``f`` it holds: a skip connection around a block."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + super().forward(x)
+
+
 class MLP(nn.Module):
     """An MLP whose every training choice is a component name.
 
@@ -110,6 +121,7 @@ class MLP(nn.Module):
         norm: Named = "none",
         init: Named = "default",
         dropout: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
         gated = is_gated(activation)
@@ -129,6 +141,10 @@ class MLP(nn.Module):
                 f"{err.message} (gated activation {activation!r}: hidden width "
                 f"{self.hidden_width} is parameter-matched to width={width})"
             ) from None
+        if residual and depth > 1:
+            per_block = len(hidden) // depth
+            blocks = [hidden[i : i + per_block] for i in range(0, len(hidden), per_block)]
+            hidden = [*blocks[0], *(Residual(*block) for block in blocks[1:])]
         fan_in = self.hidden_width if depth else in_features
         self.net = nn.Sequential(nn.Flatten(), *hidden, nn.Linear(fan_in, out_features))
         initialize(self, INITIALIZERS.create(init))

@@ -1,0 +1,94 @@
+"""A 1-D convolutional network for signals: strided conv -> norm -> activation blocks.
+
+The MNIST-1D paper's CNN (Greydanus & Kobak) is the default: three Conv1d layers of
+25 channels, kernels 5, 3, 3, stride 2 and padding 1, ReLU, then a linear head on the
+flattened map. On length-40 signals the map shrinks 40 -> 19 -> 10 -> 5, so the head
+reads 25 x 5 = 125 features (5,210 parameters in all). Strides, not pools, shrink the
+map, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from dlbench.components import INITIALIZERS, NORMS
+from dlbench.components.initializers import initialize
+from dlbench.errors import ConfigError
+from dlbench.models.common import check_dropout, elementwise_activation
+from dlbench.registry import Named
+
+
+class MapNorm(nn.Module):
+    """A norm built for 2-D maps (``NORMS`` with dims 2) applied to (N, C, L) signals.
+
+    The signal is seen as an (N, C, L, 1) map, so every norm means what it means on a
+    CNN: BatchNorm over (N, L) per channel, LayerNorm over (C, L), InstanceNorm over L.
+    """
+
+    def __init__(self, norm: Named, channels: int):
+        super().__init__()
+        self.norm = NORMS.create(norm, channels, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.unsqueeze(-1)).squeeze(-1)
+
+
+def conv_length(length: int, kernel: int, stride: int, padding: int) -> int:
+    """The output length of a Conv1d: ``floor((L + 2p - k) / s) + 1``."""
+    return (length + 2 * padding - kernel) // stride + 1
+
+
+class Conv1dNet(nn.Module):
+    """``len(channels)`` blocks of Conv1d -> norm -> activation, then flatten -> Linear.
+
+    Inputs are (N, in_channels, length). ``dropout`` > 0 puts a Dropout before the
+    head. Gated activations are refused (a conv block has no projection to give them).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        length: int,
+        channels: Sequence[int] = (25, 25, 25),
+        kernels: Sequence[int] = (5, 3, 3),
+        stride: int = 2,
+        padding: int = 1,
+        activation: Named = "relu",
+        norm: Named = "none",
+        init: Named = "default",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if len(channels) != len(kernels):
+            raise ConfigError(
+                f"Conv1dNet: {len(channels)} channel counts but {len(kernels)} kernels"
+            )
+        check_dropout(dropout)
+        layers: list[nn.Module] = []
+        fan_in, size = in_channels, length
+        for out, kernel in zip(channels, kernels, strict=True):
+            size = conv_length(size, kernel, stride, padding)
+            if size < 1:
+                raise ConfigError(
+                    f"Conv1dNet: length {length} is too short for {len(channels)} convs"
+                )
+            layers += [
+                nn.Conv1d(fan_in, out, kernel, stride=stride, padding=padding),
+                MapNorm(norm, out),
+                elementwise_activation(activation, "Conv1dNet"),
+            ]
+            fan_in = out
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = [nn.Flatten()]
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(fan_in * size, num_classes))
+        self.classifier = nn.Sequential(*head)
+        initialize(self, INITIALIZERS.create(init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
