@@ -1,4 +1,5 @@
-"""LightningDataModules: embedded digits, seeded synthetic problems, torchvision datasets.
+"""LightningDataModules: embedded digits, generated MNIST-1D, seeded synthetic problems,
+torchvision datasets.
 
 All serve in-memory tensors through ``InMemoryLoader`` (no DataLoader workers).
 """
@@ -6,6 +7,7 @@ All serve in-memory tensors through ``InMemoryLoader`` (no DataLoader workers).
 from dlbench.data.base import InMemoryDataModule
 from dlbench.data.digits import DigitsDataModule
 from dlbench.data.memory import InMemoryLoader
+from dlbench.data.mnist1d import MNIST1DDataModule
 from dlbench.data.synthetic import (
     AddingProblemDataModule,
     PolynomialDataModule,
@@ -23,6 +25,7 @@ __all__ = [
     "FashionMNISTDataModule",
     "InMemoryDataModule",
     "InMemoryLoader",
+    "MNIST1DDataModule",
     "MNISTDataModule",
     "PolynomialDataModule",
     "SpiralsDataModule",

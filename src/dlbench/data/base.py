@@ -25,7 +25,7 @@ from dlbench.components.preprocessing import Splits
 from dlbench.data.memory import Epochs, InMemoryLoader
 from dlbench.errors import ConfigError
 
-Layout = Literal["flat", "image", "sequence"]
+Layout = Literal["flat", "image", "channels", "sequence"]  # channels: (1, length) signals
 # "classification": class-index int64 targets, one logit per class (cross-entropy), also
 # for two classes; "binary" (one logit, BCE, float 0/1 targets) is for problems that
 # ask for it, and no bundled DataModule does; "regression": float (N, k) targets.
