@@ -64,6 +64,8 @@ CASES = [(name, ()) for name in PROBLEMS.names()] + [
     ("moons_mlp", ("depth=0",)),
     ("polynomial_mlp", ("depth=0",)),
     ("mnist_mlp", ("depth=0",)),
+    ("mnist1d_mlp", ("depth=0",)),
+    ("mnist1d_mlp", ("residual=false",)),  # the plain MLP the optimizers study stacks
     ("digits_ssl", ("pretext=context", "image_size=24")),  # context's 3x3 grid needs 24 px
 ]
 # Settings a choice needs in order to act, given to the default's run as well.
@@ -78,6 +80,8 @@ NO_DROPOUT_LAYER = {
     "digits_linear",
     "regression_linear",
     "digits_rnn",
+    "mnist1d_linear",
+    "mnist1d_gru",
     "digits_autoencoder",
     "cifar10_resnet",
 }

@@ -53,9 +53,9 @@ def test_references_name_arms_and_survive_the_smoke_tier(workdir: Path) -> None:
         ("value: 0.95", "value: high", ["reference[0].value", "must be a number"]),
         ('source: "Lecture 3"', 'source: " "', ["reference[1].source", "where the value"]),
         (
-            "arm: sgd 64, value: 0.5, metric: val/loss",
-            "arm: adam narrow, value: 0.5, metric: test/acc",
-            ["reference[1]", "repeats arm 'adam narrow'"],
+            'arm: sgd 64, value: 0.5, metric: val/loss, source: "Lecture 3"',
+            'arm: adam narrow, value: 0.5, metric: test/acc, source: "A paper, Table 1"',
+            ["reference[1]", "repeats arm 'adam narrow', metric 'test/acc' and source"],
         ),
         (', source: "Lecture 3"', "", ["reference[1]", "exactly arm, value, metric, source"]),
     ],

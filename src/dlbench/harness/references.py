@@ -1,11 +1,12 @@
 """Published reference values: what a paper reports for an arm, shown beside dlbench's result.
 
-A study file may list them under ``reference:``, one entry per (arm, metric)::
+A study file may list them under ``reference:``, one entry per (arm, metric, source)::
 
     reference:
       - {arm: cnn original, value: 0.923, metric: test/acc, source: "Greydanus & Kobak 2020"}
 
-``arm`` is the arm's name as the report writes it (its labels on every axis, in axis
+An arm may have several references (the paper's table, the authors' notebook), one
+per source. ``arm`` is the arm's name as the report writes it (its labels on every axis, in axis
 order, joined by spaces); ``value`` is in the metric's own units (an accuracy is a
 fraction); ``metric`` is a logged metric (``val/...``) or its test-split counterpart
 (``test/...``, what papers usually report). The harness records them on the study's
@@ -78,9 +79,14 @@ def parse(
         if not isinstance(entry["source"], str) or not entry["source"].strip():
             raise ConfigError("must name where the value is published", key=f"{at}.source")
         reference = Reference(entry["arm"], entry["metric"], float(value), entry["source"])
-        if any((r.arm, r.metric) == (reference.arm, reference.metric) for r in found):
+        if reference in found or any(
+            (r.arm, r.metric, r.source) == (reference.arm, reference.metric, reference.source)
+            for r in found
+        ):
             raise ConfigError(
-                f"repeats arm {reference.arm!r} with metric {reference.metric!r}", key=at
+                f"repeats arm {reference.arm!r}, metric {reference.metric!r} and source "
+                f"{reference.source!r}",
+                key=at,
             )
         found.append(reference)
     return tuple(found)

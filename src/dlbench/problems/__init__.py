@@ -4,7 +4,7 @@ One registry, ``PROBLEMS``; importing this package registers every problem, one 
 per data source.
 """
 
-from dlbench.problems import digits, synthetic, vision  # noqa: F401  (registers them)
+from dlbench.problems import digits, mnist1d, synthetic, vision  # noqa: F401  (registers them)
 from dlbench.problems.base import PROBLEMS, Setup
 
 __all__ = ["PROBLEMS", "Setup"]
