@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui dashboard clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-initializers bench-normalization bench-activations bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ lint: $(STAMP) ## ruff over src, tests and benchmarks
 
 bench-optimizers: $(STAMP) ## run the optimizer study on the embedded digits and render its report
 	$(BIN)/dlbench run optimizers && $(BIN)/dlbench report optimizers
+
+bench-optimizers-digits: $(STAMP) ## the optimizer study on the embedded 8x8 digits (every optimizer reaches 96-97%)
+	$(BIN)/dlbench run optimizers_digits && $(BIN)/dlbench report optimizers_digits
+
+bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or not, 5 seeds, references shown (~10 min)
+	$(BIN)/dlbench run mnist1d_baselines && $(BIN)/dlbench report mnist1d_baselines
 
 bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
 	$(BIN)/dlbench run initializers && $(BIN)/dlbench report initializers
