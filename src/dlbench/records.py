@@ -4,7 +4,9 @@ The harness writes them, the report and users' notebooks read them; neither side
 imports the other, both import this.
 """
 
+import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default: `mlflow ui` here shows it
@@ -55,3 +57,23 @@ def missing_store(uri: str) -> Path | None:
         return None
     path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
     return None if path.is_file() else path
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published value (``REFERENCES``): for ``arm``, ``metric`` was ``value`` in ``source``."""
+
+    arm: str
+    metric: str
+    value: float
+    source: str
+
+
+def references_json(references: list[Reference] | tuple[Reference, ...]) -> str:
+    """The ``REFERENCES`` tag's value: a JSON list of {arm, metric, value, source}."""
+    return json.dumps([asdict(r) for r in references])
+
+
+def references_of(tag: str | None) -> list[Reference]:
+    """The references a ``REFERENCES`` tag holds; none for an absent or empty tag."""
+    return [Reference(**entry) for entry in json.loads(tag or "[]")]

@@ -9,9 +9,8 @@ import pytest
 
 from conftest import write_study
 from dlbench.errors import ConfigError
-from dlbench.harness import references
-from dlbench.harness.references import Reference
 from dlbench.harness.spec import load_study
+from dlbench.records import Reference, references_json
 
 STUDY = """\
 name: refs
@@ -36,7 +35,7 @@ def test_references_name_arms_and_survive_the_smoke_tier(workdir: Path) -> None:
     assert load_study(path).references == expected
     # The smoke tier drops the narrow arm; the references still hold (that arm: no data).
     assert load_study(path, smoke=True).references == expected
-    assert json.loads(references.to_json(expected))[0] == {
+    assert json.loads(references_json(expected))[0] == {
         "arm": "adam narrow",
         "metric": "test/acc",
         "value": 0.95,

@@ -17,30 +17,14 @@ MLflow run (``records.REFERENCES``); the report puts each beside dlbench's mean 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from dlbench.errors import ConfigError, unknown_message
+from dlbench.records import Reference
 
 KEYS = ("arm", "value", "metric", "source")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One published value: for ``arm``, ``metric`` was ``value`` in ``source``."""
-
-    arm: str
-    metric: str
-    value: float
-    source: str
-
-
-def to_json(references: Sequence[Reference]) -> str:
-    """The MLflow tag's value: a JSON list of {arm, metric, value, source}."""
-    return json.dumps([asdict(r) for r in references])
 
 
 def parse(

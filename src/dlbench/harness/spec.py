@@ -43,8 +43,8 @@ from dlbench.errors import ConfigError, unknown_message
 from dlbench.harness import claim, references, search
 from dlbench.harness.axes import Arm, axis_arms, checked, component, problem_axis, problems_of
 from dlbench.harness.claim import Claim
-from dlbench.harness.references import Reference
 from dlbench.harness.search import Search
+from dlbench.records import Reference
 from dlbench.registry import Entry
 
 TOP_KEYS = (

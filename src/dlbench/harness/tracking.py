@@ -34,7 +34,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import dlbench
-from dlbench.harness import references
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.storage import (
@@ -71,6 +70,7 @@ from dlbench.records import (
     STUDY,
     SUMMARY,
     TRIALS,
+    references_json,
 )
 
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -185,7 +185,7 @@ class Tracker:
             },
             **({TRIALS: str(self.spec.search.trials)} if self.spec.search else {}),
             CLAIM: self.spec.claim.to_json() if self.spec.claim else "",  # "": no claim (any more)
-            REFERENCES: references.to_json(self.spec.references),  # "[]": none (any more)
+            REFERENCES: references_json(self.spec.references),  # "[]": none (any more)
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }

@@ -28,12 +28,14 @@ from dlbench.records import (
     OBJECTIVE,
     OBJECTIVE_METRIC,
     OUTCOME,
+    REFERENCES,
     ROLE,
     SEARCH_TRIAL,
     SECONDS,
     SEEDS,
     SUMMARY,
     missing_store,
+    references_of,
     tracking_uri,
 )
 
@@ -91,6 +93,7 @@ class StudyRuns:
         self.metric = self.tags.get(OBJECTIVE) or "val/acc"
         self.summary = self.tags.get(SUMMARY) or "last"
         self.claim = Claim.from_json(self.tags[CLAIM]) if self.tags.get(CLAIM) else None
+        self.references = references_of(self.tags.get(REFERENCES))
         best: dict[str, Run] = {}
         for run in self.latest.values():  # a search study's cell is its best completed trial
             cell = run.data.tags[CELL]

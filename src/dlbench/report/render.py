@@ -18,7 +18,7 @@ import pandas as pd
 
 from dlbench.errors import ConfigError
 from dlbench.records import OBJECTIVE_METRIC
-from dlbench.report import figures, stats, tables, verdict
+from dlbench.report import figures, references, stats, tables, verdict
 from dlbench.report.collect import StudyRuns
 from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
 
@@ -39,6 +39,7 @@ class Report:
         self.ranked = self.ranking["arm"].tolist()
         # Arms with at least one completed seed, best first: what figures of results draw.
         self.shown = self.ranking.loc[self.ranking["distinguishable"] != "no data", "arm"].tolist()
+        self.references = references.frame(runs.references, self.frame, self.order)
         self.blocks: list[Block] = []
         self.verdict, self.verdicts = (
             verdict.judge_claim(runs.claim, self.frame, runs.plan, self.direction)
@@ -110,6 +111,8 @@ class Report:
         few = self.ranking.loc[self.ranking["distinguishable"] == "too few seeds", "arm"]
         if len(few):
             text += f" Too few seeds shared with it to judge: {', '.join(few)}."
+        if len(self.references):
+            text += " " + references.summary(self.references)
         self.blocks.append(Paragraph(text))
 
     def claim(self) -> None:
@@ -149,6 +152,18 @@ class Report:
                 seconds=seconds.mean(),
             )
         )
+
+    def published(self) -> None:
+        """The study file's published references beside dlbench's results."""
+        self.blocks += [
+            Heading("Published references"),
+            Paragraph(
+                "Each reference is a published value for the arm's setup; *inside CI* says "
+                "whether it lies in dlbench's 95% bootstrap interval over seeds, i.e. whether "
+                "these runs reproduce it."
+            ),
+        ]
+        self.table(references.table(self.references))
 
     def learning_curves(self) -> None:
         metrics = list(dict.fromkeys(["train/loss", "val/loss", self.metric]))
@@ -287,6 +302,8 @@ class Report:
         if self.runs.claim:
             self.claim()
         self.results()
+        if len(self.references):
+            self.published()
         if self.shown:  # figures of results need a completed cell
             self.blocks.append(Heading("Figures"))
             self.learning_curves()
