@@ -52,7 +52,7 @@ SEED = 0  # the study's first seed; any seed costs the same
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--repeats", type=int, default=5, help="timed rounds per side (median taken)")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
-parser.add_argument("--study", default="optimizers", help="a study in studies/ (one axis)")
+parser.add_argument("--study", default="optimizers_digits", help="a study in studies/ (one axis)")
 parser.add_argument("--arm", default="sgd", help="the arm to run (sgd, adam, ...; none, ...)")
 args = parser.parse_args()
 # CPU figures: neither side sees a GPU, as a sweep's CPU worker (harness.devices.hidden_gpus)

@@ -1,6 +1,6 @@
 """Cells per minute: the plain one-model loop, dlbench one cell at a time, dlbench stacked.
 
-The optimizer study on the digits MLP (studies/optimizers.yaml: 7 optimizers, here
+The optimizer study on the digits MLP (studies/optimizers_digits.yaml: 7 optimizers, here
 with --seeds seeds each, 20 epochs) is trained three ways, in one process, each on
 both cores (torch threads = 2):
 
@@ -44,7 +44,7 @@ from dlbench.harness.sweep import run_study
 from dlbench.records import STACKED
 from plain import prepare, train
 
-STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers.yaml"
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers_digits.yaml"
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--seeds", type=int, default=10, help="seeds per optimizer")

@@ -1,9 +1,9 @@
 """How many cells a minute does `dlbench run` get from 1 CPU worker, and from 2?
 
-The optimizer study's smoke tier (studies/optimizers.yaml --smoke: 7 optimizer arms x
+The optimizer study's smoke tier (studies/optimizers_digits.yaml --smoke: 7 optimizer arms x
 seed 0, 2 epochs each) is run through the real CLI, as a user would run it:
 
-    dlbench run <repo>/studies/optimizers.yaml --smoke --devices cpu --workers N \
+    dlbench run <repo>/studies/optimizers_digits.yaml --smoke --devices cpu --workers N \
         --tracking-uri sqlite:///<tmp>/mlflow.db                      (cwd = <tmp>)
 
 each time in a fresh temporary directory, so nothing is already finished. The wall time
@@ -50,7 +50,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = REPO / "studies" / "optimizers.yaml"  # absolute: each command runs in its own tmp dir
+STUDY = (
+    REPO / "studies" / "optimizers_digits.yaml"
+)  # absolute: each command runs in its own tmp dir
 DLBENCH = Path(sys.executable).with_name("dlbench")  # the console script next to this python
 WORKERS = (1, 2)
 

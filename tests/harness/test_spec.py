@@ -19,7 +19,7 @@ def test_optimizer_study_loads_with_seven_optimizers_and_smoke_tier() -> None:
     spec = load_study(REPO / "studies" / "optimizers.yaml")
     labels = [arm.label for arm in spec.grid["optimizer"]]
     assert labels == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
-    assert spec.seeds == (0, 1, 2)
+    assert spec.seeds == tuple(range(10)) and spec.problem == "mnist1d_mlp"
     assert spec.fixed["epochs"] == 20
     smoke = load_study(REPO / "studies" / "optimizers.yaml", smoke=True)
     assert smoke.name == "optimizers_smoke"

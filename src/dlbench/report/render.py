@@ -18,7 +18,7 @@ import pandas as pd
 
 from dlbench.errors import ConfigError
 from dlbench.records import OBJECTIVE_METRIC
-from dlbench.report import figures, references, stats, tables, verdict
+from dlbench.report import figures, published, stats, tables, verdict
 from dlbench.report.collect import StudyRuns
 from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
 
@@ -39,7 +39,7 @@ class Report:
         self.ranked = self.ranking["arm"].tolist()
         # Arms with at least one completed seed, best first: what figures of results draw.
         self.shown = self.ranking.loc[self.ranking["distinguishable"] != "no data", "arm"].tolist()
-        self.references = references.frame(runs.references, self.frame, self.order)
+        self.references = published.frame(runs.references, self.frame, self.order)
         self.blocks: list[Block] = []
         self.verdict, self.verdicts = (
             verdict.judge_claim(runs.claim, self.frame, runs.plan, self.direction)
@@ -112,7 +112,7 @@ class Report:
         if len(few):
             text += f" Too few seeds shared with it to judge: {', '.join(few)}."
         if len(self.references):
-            text += " " + references.summary(self.references)
+            text += " " + published.summary(self.references)
         self.blocks.append(Paragraph(text))
 
     def claim(self) -> None:
@@ -153,7 +153,7 @@ class Report:
             )
         )
 
-    def published(self) -> None:
+    def reference_values(self) -> None:
         """The study file's published references beside dlbench's results."""
         self.blocks += [
             Heading("Published references"),
@@ -163,7 +163,7 @@ class Report:
                 "these runs reproduce it."
             ),
         ]
-        self.table(references.table(self.references))
+        self.table(published.table(self.references))
 
     def learning_curves(self) -> None:
         metrics = list(dict.fromkeys(["train/loss", "val/loss", self.metric]))
@@ -303,7 +303,7 @@ class Report:
             self.claim()
         self.results()
         if len(self.references):
-            self.published()
+            self.reference_values()
         if self.shown:  # figures of results need a completed cell
             self.blocks.append(Heading("Figures"))
             self.learning_curves()

@@ -13,7 +13,7 @@ from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import Reference
-from dlbench.report import references
+from dlbench.report import published
 from dlbench.report.collect import StudyRuns
 from dlbench.report.render import render
 
@@ -34,17 +34,17 @@ def test_the_frame_compares_each_reference_with_the_arms_interval() -> None:
         Reference("a", "test/f1", 0.5, "never logged"),
         Reference("c", "test/acc", 0.5, "no such arm"),
     ]
-    frame = references.frame(refs, results, ["a", "b"])
+    frame = published.frame(refs, results, ["a", "b"])
     assert frame["mean"].iloc[0] == pytest.approx(0.6)
     assert frame["difference"].iloc[:2].tolist() == pytest.approx([0.0, 0.6 - 0.95])
     assert frame["ci_low"].iloc[0] <= 0.6 <= frame["ci_high"].iloc[0]
     assert frame["inside"].tolist() == [True, False, None, None, None]
     assert frame["n"].tolist() == [4, 4, 1, 0, 0]
     assert math.isnan(frame["difference"].iloc[3])
-    shown = references.table(frame).shown
+    shown = published.table(frame).shown
     assert shown["inside CI"].tolist() == ["yes", "no", "-", "-", "-"]
     assert shown["difference"].iloc[1] == "-0.3500"
-    assert references.summary(frame) == (
+    assert published.summary(frame) == (
         "Published references: 1 of 2 inside dlbench's 95% interval (3 without an interval)."
     )
 
