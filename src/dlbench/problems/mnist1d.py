@@ -23,8 +23,21 @@ from dlbench.registry import Named
 PAPER = budget("cross_entropy", 0.01, 150, 100, "adam")
 
 
-def _data(batch_size: int | None, seed: int, layout: str, **settings: object) -> MNIST1DDataModule:
-    return MNIST1DDataModule(batch_size=batch_size, seed=seed, layout=layout, **settings)
+def _data(batch_size: int | None, seed: int, layout: str, *data: object) -> MNIST1DDataModule:
+    """The data module from a factory's data settings, in the order every factory lists them:
+    preprocessing, train_size, samples, corr_noise, iid_noise, shuffled, length."""
+    names = (
+        "preprocessing",
+        "train_size",
+        "samples",
+        "corr_noise",
+        "iid_noise",
+        "shuffled",
+        "length",
+    )
+    return MNIST1DDataModule(
+        batch_size=batch_size, seed=seed, layout=layout, **dict(zip(names, data, strict=True))
+    )
 
 
 @problem(
@@ -50,11 +63,8 @@ def mnist1d_linear(
     length: int = 40,
 ) -> Setup:
     inert("mnist1d_linear", "has no dropout layer (it is one linear layer)", dropout)
-    data = _data(
-        batch_size, seed, "flat", preprocessing=preprocessing, train_size=train_size,
-        samples=samples, corr_noise=corr_noise, iid_noise=iid_noise, shuffled=shuffled,
-        length=length,
-    )  # fmt: skip
+    data = _data(batch_size, seed, "flat", preprocessing, train_size,
+                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, SoftmaxRegression(length, 10, init=init))
 
 
@@ -92,11 +102,8 @@ def mnist1d_mlp(
         length, 10, width=width, depth=depth, activation=activation, norm=norm, init=init,
         dropout=dropout, residual=residual,
     )  # fmt: skip
-    data = _data(
-        batch_size, seed, "flat", preprocessing=preprocessing, train_size=train_size,
-        samples=samples, corr_noise=corr_noise, iid_noise=iid_noise, shuffled=shuffled,
-        length=length,
-    )  # fmt: skip
+    data = _data(batch_size, seed, "flat", preprocessing, train_size,
+                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
 
 
@@ -130,11 +137,8 @@ def mnist1d_cnn(
         1, 10, length=length, channels=(channels,) * 3, activation=activation, norm=norm,
         init=init, dropout=dropout,
     )  # fmt: skip
-    data = _data(
-        batch_size, seed, "channels", preprocessing=preprocessing, train_size=train_size,
-        samples=samples, corr_noise=corr_noise, iid_noise=iid_noise, shuffled=shuffled,
-        length=length,
-    )  # fmt: skip
+    data = _data(batch_size, seed, "channels", preprocessing, train_size,
+                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
 
 
@@ -165,9 +169,6 @@ def mnist1d_gru(
     model = SequenceModel(
         1, 10, cell="gru", hidden=hidden, bidirectional=True, readout="all", steps=length
     )
-    data = _data(
-        batch_size, seed, "sequence", preprocessing=preprocessing, train_size=train_size,
-        samples=samples, corr_noise=corr_noise, iid_noise=iid_noise, shuffled=shuffled,
-        length=length,
-    )  # fmt: skip
+    data = _data(batch_size, seed, "sequence", preprocessing, train_size,
+                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
