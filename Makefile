@@ -83,12 +83,14 @@ bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts p
 
 bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~40 min on 2 cores)
 
-bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop, digits MLP and CNN (RESULTS.md)
+bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop: MNIST-1D MLP, digits MLP and CNN (RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py --study optimizers_digits
 	$(BIN)/python benchmarks/overhead.py --study augmentation --arm none
 
-bench-stacking: $(STAMP) ## cells/min: plain loop vs dlbench one at a time vs stacked (--stack auto)
+bench-stacking: $(STAMP) ## cells/min: plain loop vs dlbench one at a time vs stacked, MNIST-1D MLP and CNN
 	$(BIN)/python benchmarks/stacking.py
+	$(BIN)/python benchmarks/stacking.py --problem cnn --seeds 3 --repeats 1
 
 bench-workers: $(STAMP) ## cells/min of the optimizer smoke study with 1 and 2 CPU workers (RESULTS.md)
 	$(BIN)/python benchmarks/workers.py

@@ -5,7 +5,7 @@ Optuna or dlbench caches accumulates per cell. Also prints the peak RSS of the w
 
 By default each cell is its own Lightning fit (``--stack 1``, as for cells that cannot
 stack): 100 fits, the most chances to leak. ``--stack 0`` lets the worker stack them
-(systems.stacked), as a sweep of this study would by default.
+(systems.training), as a sweep of this study would by default.
 
     python benchmarks/memory.py [--cells 100] [--epochs 2] [--stack 1]
 """

@@ -1,13 +1,15 @@
 """What does dlbench's harness cost over a plain PyTorch loop, for one cell?
 
-One cell of a study (by default the optimizer study's sgd arm: digits_mlp, batch 64,
-seed 0; ``--study augmentation --arm none`` is the digits CNN) is trained twice,
+One cell of a study (by default the optimizer study's sgd arm: the MNIST-1D MLP, batch
+100, seed 0; ``--study optimizers_digits`` is the digits MLP, ``--study augmentation
+--arm none`` the digits CNN) is trained twice,
 side by side, in one process:
 
-- dlbench: the real sweep path, Tracker.start_cell -> run_cell (Lightning fit + test,
-  metrics through MLFlowLogger) -> Tracker.end_cell, into a real MLflow sqlite store
-  in a temporary directory. run_cell builds its problem (digits split, standardizing,
-  model) itself, so that per-cell work is part of its time.
+- dlbench: the real sweep path, Tracker.start_cell -> runner.train (a stack of one on
+  the one engine: Lightning fit + test, metrics through the buffered MLflow logger) ->
+  Tracker.end_cell, into a real MLflow sqlite store in a temporary directory.
+  runner.train builds its problem (data split, standardizing, model) itself, so that
+  per-cell work is part of its time.
 - plain: a hand-written loop training the same model (built by the same problem, same
   seed) on the same split tensors, already in memory, with the same batches
   (InMemoryLoader, same shuffle seed), the same number of steps, val loss + accuracy
@@ -40,8 +42,9 @@ import mlflow
 import torch
 
 from dlbench.data.memory import InMemoryLoader
+from dlbench.harness import process
 from dlbench.harness.grid import expand
-from dlbench.harness.runner import run_cell
+from dlbench.harness.runner import train as train_cells
 from dlbench.harness.spec import load_study
 from dlbench.harness.tracking import Tracker
 from plain import prepare, train
@@ -52,11 +55,12 @@ SEED = 0  # the study's first seed; any seed costs the same
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--repeats", type=int, default=5, help="timed rounds per side (median taken)")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
-parser.add_argument("--study", default="optimizers_digits", help="a study in studies/ (one axis)")
+parser.add_argument("--study", default="optimizers", help="a study in studies/ (one axis)")
 parser.add_argument("--arm", default="sgd", help="the arm to run (sgd, adam, ...; none, ...)")
 args = parser.parse_args()
 # CPU figures: neither side sees a GPU, as a sweep's CPU worker (harness.devices.hidden_gpus)
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+process.setup()
 
 # -- the cell, exactly as a sweep would expand it ---------------------------------------------
 spec = load_study(STUDIES / f"{args.study}.yaml", overrides=[f"epochs={args.epochs}"])
@@ -90,7 +94,9 @@ def plain() -> float:
 def dlbench_cell(tracker: Tracker, uri: str) -> float:
     """One cell through the sweep's own calls; returns the last epoch's val accuracy."""
     run_id = tracker.start_cell(cell, 1)
-    result = run_cell(cell, spec.objective, run_id=run_id, tracking_uri=uri, accelerator="cpu")
+    (result,) = train_cells(
+        [cell], spec.objective, run_ids=[run_id], tracking_uri=uri, accelerator="cpu"
+    )
     tracker.end_cell(run_id, result.outcome, result.objective, result.error)
     assert result.outcome == "completed", result.error
     return result.final["val/acc"]

@@ -20,9 +20,9 @@ Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 def prepare(cell: Cell) -> tuple[nn.Module, Splits]:
-    """The cell's initial model (as run_cell seeds and builds it) and its data tensors."""
+    """The cell's initial model (as runner.train seeds and builds it) and its data tensors."""
     torch.manual_seed(cell.seed)
-    setup = build(cell)[0]
+    setup = build(cell).setup
     setup.datamodule.setup("fit")
     return setup.model, setup.datamodule.tensors
 

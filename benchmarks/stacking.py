@@ -1,14 +1,16 @@
 """Cells per minute: the plain one-model loop, dlbench one cell at a time, dlbench stacked.
 
-The optimizer study on the digits MLP (studies/optimizers_digits.yaml: 7 optimizers, here
-with --seeds seeds each, 20 epochs) is trained three ways, in one process, each on
-both cores (torch threads = 2):
+An optimizer study (7 optimizers, here with --seeds seeds each) is trained three ways,
+in one process, each on both cores (torch threads = 2). --problem picks it: ``mlp`` is
+studies/optimizers.yaml (the MNIST-1D MLP, 20 epochs), ``cnn`` the same seven
+optimizers on the MNIST-1D CNN (benchmarks/optimizers_cnn.yaml), ``digits`` the digits
+MLP (studies/optimizers_digits.yaml):
 
 - plain: benchmarks/plain.py's hand-written loop, one cell after another;
 - dlbench --stack 1: the real sweep (Optuna journal, MLflow sqlite store, Lightning),
   one model at a time;
 - dlbench --stack auto: the same sweep, cells that differ only in seed, init, lr or
-  optimizer trained K at a time (systems.stacked; K chosen by the worker).
+  optimizer trained K at a time (systems.training; K chosen by the worker).
 
 Each dlbench sweep runs in a fresh temporary directory, so it trains every cell; its
 time counts from the call to the settled study (stores opened, runs written), not
@@ -20,8 +22,8 @@ is MLflow's one-time migration of a new database (about 0.2 s of the stacked swe
 The mean final val accuracy of each way is printed: stacking trains the same models,
 so it should match.
 
-    python benchmarks/stacking.py                # 10 seeds: 70 cells per way, 3 rounds
-    python benchmarks/stacking.py --seeds 3 --repeats 1   # quicker
+    python benchmarks/stacking.py                # MNIST-1D MLP, 10 seeds: 70 cells, 3 rounds
+    python benchmarks/stacking.py --problem cnn --seeds 3 --epochs 5 --repeats 1
 """
 
 from __future__ import annotations
@@ -44,9 +46,15 @@ from dlbench.harness.sweep import run_study
 from dlbench.records import STACKED
 from plain import prepare, train
 
-STUDY = Path(__file__).resolve().parents[1] / "studies" / "optimizers_digits.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = {
+    "mlp": ROOT / "studies" / "optimizers.yaml",
+    "cnn": ROOT / "benchmarks" / "optimizers_cnn.yaml",
+    "digits": ROOT / "studies" / "optimizers_digits.yaml",
+}
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--problem", choices=sorted(STUDIES), default="mlp", help="which study")
 parser.add_argument("--seeds", type=int, default=10, help="seeds per optimizer")
 parser.add_argument("--epochs", type=int, default=20, help="epochs per cell (the study's 20)")
 parser.add_argument("--repeats", type=int, default=3, help="rounds of all three ways (median)")
@@ -60,7 +68,7 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 torch.set_num_threads(2)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 seeds = list(range(args.seeds))
-spec = load_study(STUDY, overrides=[f"epochs={args.epochs}", f"seeds={seeds}"])
+spec = load_study(STUDIES[args.problem], overrides=[f"epochs={args.epochs}", f"seeds={seeds}"])
 cells = expand(spec)
 print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
 print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

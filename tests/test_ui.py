@@ -181,7 +181,7 @@ def test_a_study_run_before_views_gets_the_same_view(tiny_run: Path, tmp_path: P
     experiment = client.get_experiment_by_name("tiny")
     written = json.loads(experiment.tags[VIEW_TAG])  # by the sweep's Tracker
     client.delete_experiment_tag(experiment.experiment_id, VIEW_TAG)
-    assert study_experiment(uri_of(tmp_path), "tiny") == experiment.experiment_id
+    assert study_experiment(client, "tiny", uri_of(tmp_path)) == experiment.experiment_id
     restored = json.loads(client.get_experiment(experiment.experiment_id).tags[VIEW_TAG])
     assert restored["name"] == written["name"] == "dlbench: objective (val/acc, last epoch) by arm"
     assert (

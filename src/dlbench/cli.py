@@ -140,8 +140,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     if args.study:  # checked before the server starts: an unknown study is a one-line error
         from dlbench.harness.ui_view import study_experiment, view_url
+        from dlbench.report.collect import client
 
-        url = view_url(base, study_experiment(uri, args.study))
+        url = view_url(base, study_experiment(client(uri), args.study, uri))
     else:  # workflowType=machine_learning: MLflow 3 otherwise opens on its GenAI pages.
         url = f"{base}/#/experiments?workflowType=machine_learning"
     print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)

@@ -224,7 +224,7 @@ def test_every_loss_contract(name: str) -> None:
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_stacked_loss_is_each_models_own_loss_and_gradient(name: str) -> None:
-    """K models' outputs in one call (models.stacked) give each model's loss and gradient."""
+    """K models' outputs in one call (systems.training) give each model's loss and gradient."""
     module = LOSSES.create(name)
     output, target = EXAMPLES[LOSSES.get(name).flags["target"]]
     k = 3

@@ -211,14 +211,23 @@ def test_bad_patience_is_refused(patience: object) -> None:
         REGULARIZERS.create("early_stopping", patience=patience)
 
 
-def test_early_stopping_callback_settings() -> None:
-    (cb,) = REGULARIZERS.create("early_stopping", patience=4, metric="val/acc").callbacks()
-    assert isinstance(cb, EarlyStopping)
-    assert (cb.monitor, cb.mode, cb.patience, float(cb.min_delta)) == ("val/acc", "max", 4, 0.0)
-    (default,) = REGULARIZERS.create("early_stopping").callbacks()
-    assert (default.monitor, default.mode) == ("val/loss", "min")
-    reg = REGULARIZERS.create("early_stopping")
-    assert reg.callbacks()[0] is not reg.callbacks()[0]  # fresh state for every trainer
+def lightning_epochs(metric: str, values: list[float], patience: int) -> int:
+    """Epochs Lightning's own EarlyStopping lets a run validate, on scripted values."""
+    module = Scripted(metric, values)
+    data = DataLoader(TensorDataset(torch.zeros(2, 1)), batch_size=2)
+    stop = EarlyStopping(monitor=metric, mode=metric_mode(metric), patience=patience)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=len(values),
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[stop],
+    )
+    trainer.fit(module, train_dataloaders=data, val_dataloaders=data)
+    return module.epochs_validated
 
 
 class Scripted(L.LightningModule):
@@ -244,32 +253,38 @@ class Scripted(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit(metric: str, values: list[float], patience: int) -> int:
+def epochs_until_stop(metric: str, values: list[float], patience: int) -> int:
+    """Epochs a run validates under ``stops``, asked after each epoch as the engine does."""
     reg = REGULARIZERS.create("early_stopping", patience=patience, metric=metric)
-    module = Scripted(metric, values)
-    data = DataLoader(TensorDataset(torch.zeros(2, 1)), batch_size=2)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=len(values),
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=reg.callbacks(),
-    )
-    trainer.fit(module, train_dataloaders=data, val_dataloaders=data)
-    return module.epochs_validated
+    for epoch in range(len(values)):
+        if reg.stops({metric: values[: epoch + 1]}):
+            return epoch + 1
+    return len(values)
 
 
-def test_early_stopping_stops_after_patience_epochs_without_improvement() -> None:
-    # Improves in epochs 0-2, flat from epoch 3 (flat is no improvement with min_delta 0):
-    # epochs 3 and 4 fail to improve, so with patience 2 the run ends after epoch 4.
-    values = [1.0, 0.8, 0.6] + [0.6] * 17
-    assert fit("val/loss", values, patience=2) == 5
-    # An accuracy is maximized: rising for 4 epochs, then falling, patience 3 -> 4 + 3.
-    acc = [0.1, 0.2, 0.3, 0.4] + [0.35] * 16
-    assert fit("val/acc", acc, patience=3) == 7
+SCRIPTS = [
+    # improves in epochs 0-2, flat from epoch 3 (flat is no improvement with min_delta 0)
+    ("val/loss", [1.0, 0.8, 0.6] + [0.6] * 17, 2, 5),
+    # an accuracy is maximized: rising for 4 epochs, then falling, patience 3 -> 4 + 3
+    ("val/acc", [0.1, 0.2, 0.3, 0.4] + [0.35] * 16, 3, 7),
+    ("val/loss", [1.0, 1.1, 0.9, 1.0, 1.2, 1.3], 0, 2),  # patience 0: the first miss
+    ("val/loss", [1.0, 0.9, float("nan"), 0.5], 5, 3),  # a non-finite value stops
+    ("val/loss", [1.0, 1.1, 0.9, 1.0, 0.8, 0.85, 0.7], 2, 7),  # never 2 misses in a row
+]
+
+
+@pytest.mark.parametrize(("metric", "values", "patience", "epochs"), SCRIPTS)
+def test_early_stopping_stops_as_lightnings_early_stopping_does(
+    metric: str, values: list[float], patience: int, epochs: int
+) -> None:
+    assert epochs_until_stop(metric, values, patience) == epochs
+    assert lightning_epochs(metric, values, patience) == epochs
+
+
+def test_early_stopping_needs_its_metric_logged() -> None:
+    reg = REGULARIZERS.create("early_stopping", metric="val/acc")
+    with pytest.raises(KeyError, match="val/acc"):
+        reg.stops({"val/loss": [1.0]})
 
 
 # --- contract over the whole registry -------------------------------------------------
@@ -291,7 +306,7 @@ def test_every_regularizer_contract(name: str) -> None:
     reg.after_step(model, 0.1)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert 0.0 <= reg.dropout < 1.0
-    assert all(isinstance(cb, L.Callback) for cb in reg.callbacks())
+    assert reg.stops({"val/loss": [1.0, 1.0]}) in (True, False)
     assert_close(reg.penalty(nn.ReLU()), 0.0)  # a model without weights costs nothing
 
 

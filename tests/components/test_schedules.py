@@ -1,7 +1,8 @@
 """Learning-rate schedules: the LR a real optimizer sees, checked against the formula.
 
-Each test drives ``torch.optim.SGD`` in the standard order (read the LR, optimizer.step(),
-scheduler.step()), so the LR recorded for step ``s`` is the one that step used.
+Each test drives a real optimizer the way the training engine does (``StackOptimizer``:
+each step at lr times the schedule's multiplier of that step) and records the LR each
+step used.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import torch
 from dlbench.components.schedules import (
     LR_SCALING,
     SCHEDULES,
-    build_scheduler,
     lr_multiplier,
     scaled_lr,
 )
 from dlbench.errors import ConfigError
+from dlbench.systems.optimizers import CellOptimizer, StackOptimizer
 
 BASE = 0.4
 SPE = 8  # steps per epoch
@@ -28,17 +29,16 @@ TOTAL = SPE * EPOCHS
 
 def lrs_seen(schedule: str, steps: int, **kwargs) -> list[float]:
     """The LR each of ``steps`` optimizer steps used, read from the param group."""
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=BASE)
+    p = torch.nn.Parameter(torch.zeros(1, 1))  # one member's one weight
+    opt = StackOptimizer([p], [CellOptimizer("sgd", BASE, {})])
     kwargs.setdefault("steps_per_epoch", SPE)
     kwargs.setdefault("epochs", EPOCHS)
-    sch = build_scheduler(opt, schedule, **kwargs)
+    multiplier = lr_multiplier(schedule, **kwargs)
     seen = []
-    for _ in range(steps):
-        seen.append(opt.param_groups[0]["lr"])
+    for step in range(steps):
         p.grad = torch.ones_like(p)
-        opt.step()
-        sch.step()
+        opt.step(multiplier(step))
+        seen.append(opt.optimizers[0].param_groups[0]["lr"])
     return seen
 
 

@@ -77,7 +77,7 @@ def test_model_built_components_get_their_hyperparameters(workdir: Path) -> None
     assert default.settings["norm.groups"] == 8 and four.settings["norm.groups"] == 4
     assert default.id != four.id
     for cell, groups in [(default, 8), (four, 4)]:
-        model = build(cell)[1].model
+        model = build(cell).setup.model
         norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
         assert norms and {m.num_groups for m in norms} == {groups}
         weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]

@@ -15,7 +15,7 @@ from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.errors import ConfigError
 from dlbench.harness import search, storage
 from dlbench.harness.grid import expand
-from dlbench.harness.runner import run_cell
+from dlbench.harness.runner import train
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import CELL, OUTCOME, ROLE, SEARCH_TRIAL
@@ -61,7 +61,9 @@ def test_each_cell_is_tuned_and_its_result_is_the_best_trial(workdir: Path) -> N
     # Each cell's own Optuna study saw the three trials and their per-epoch values.
     sweep = storage.open_study("tiny_smoke", "maximize")
     for grid_id in by_cell:
-        tuning = optuna.load_study(study_name=f"tiny_smoke/{grid_id}", storage=sweep._storage)
+        tuning = optuna.load_study(
+            study_name=f"tiny_smoke/{grid_id}", storage=storage.store_of(sweep)
+        )
         trials = tuning.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         assert len(trials) == 3 and all(t.intermediate_values for t in trials)
 
@@ -90,9 +92,9 @@ def test_pruning_stops_a_trial_and_records_it_as_pruned(workdir: Path) -> None:
     pruning = search.Pruning(study.ask(), "val/acc")
     client = MlflowClient(uri_of(workdir))
     run_id = client.create_run(client.create_experiment("p")).info.run_id
-    result = run_cell(
-        cell, spec.objective, run_id=run_id, tracking_uri=uri_of(workdir), accelerator="cpu",
-        pruning=pruning,
+    (result,) = train(
+        [cell], spec.objective, run_ids=[run_id], tracking_uri=uri_of(workdir),
+        accelerator="cpu", pruning=pruning,
     )  # fmt: skip
     assert result.outcome == "pruned" and pruning.pruned_epoch == 0
     assert "after epoch 0" in result.error and not math.isnan(result.final["val/acc"])

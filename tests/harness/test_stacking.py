@@ -108,15 +108,26 @@ def test_stacked_cells_log_what_they_log_alone(
 
 
 def test_cells_that_cannot_stack_train_alone_and_say_why(workdir: Path) -> None:
-    study = TINY_STUDY.replace("batch_size: 128}", "batch_size: 128, regularizer: l2}")
-    path = write_study(workdir, study.replace("seeds: [0, 1]", "seeds: [0]"))
-    run_study(load_study(path), tracking=uri_of(workdir), devices="cpu")
+    # Two batch sizes, one seed: no cell has a partner that differs only in the optimizer.
+    study = TINY_STUDY.replace("grid:\n", "grid:\n  batch_size: [64, 128]\n")
+    study = study.replace(", batch_size: 128}", "}").replace("seeds: [0, 1]", "seeds: [0]")
+    study = study.replace("    - {name: adam, lr: 0.01}\n", "")
+    run_study(load_study(write_study(workdir, study)), tracking=uri_of(workdir), devices="cpu")
     runs = _runs(workdir, "tiny")
     assert len(runs) == 2
     for run in runs:
         assert run.data.tags[STACKED] == "1"
-        assert "regularizer 'l2' acts on each training step" in run.data.tags[stacking.NOTE]
+        assert "differed only in seed, init, lr or optimizer" in run.data.tags[stacking.NOTE]
         assert run.data.tags[OUTCOME] == "completed"
+
+
+def test_regularized_cells_stack_too(workdir: Path) -> None:
+    """A regularizer's hooks act per member (systems.training): such cells stack."""
+    study = TINY_STUDY.replace("batch_size: 128}", "batch_size: 128, regularizer: l2}")
+    run_study(load_study(write_study(workdir, study)), tracking=uri_of(workdir), devices="cpu")
+    runs = _runs(workdir, "tiny")
+    assert {r.data.tags[STACKED] for r in runs} == {"4"}
+    assert {r.data.tags[OUTCOME] for r in runs} == {"completed"}
 
 
 def test_a_crashed_stack_trains_its_cells_again_alone_so_only_the_crashing_ones_fail(

@@ -28,7 +28,7 @@ def test_the_journal_lock_of_a_killed_worker_can_be_freed(workdir: Path) -> None
     lock symlink's target; that target must resolve from the lock's folder, which a
     relative journal path (runs/...) does not."""
     study = storage.open_study("locked", "maximize")
-    lock = study._storage._backend._lock
+    lock = storage.store_of(study)._backend._lock  # Optuna's own internals, in a test only
     lock.acquire()  # as a worker writing to the journal when it is killed
     try:
         link = Path(lock._lock_file)

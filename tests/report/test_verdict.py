@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dlbench.harness.claim import Claim, Expectation
+from dlbench.claim import Claim, Expectation
 from dlbench.report.verdict import (
     CONTRADICTED,
     INCONCLUSIVE,

@@ -1,4 +1,5 @@
-"""Pre-training on pretext tasks, and transfer: what trains, what stays fixed, what is read."""
+"""Pre-training on pretext tasks, and transfer, on the one engine: what trains, what stays
+fixed, what is read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dlbench.components import AUGMENTATIONS, LOSSES, PRETEXTS
 from dlbench.data import InMemoryDataModule
 from dlbench.errors import ConfigError
 from dlbench.models import ConvEncoder, EncoderClassifier
-from dlbench.systems import PretextSystem, SupervisedSystem
+from dlbench.systems import Member, PretextNet, TrainingSystem
+from dlbench.systems.optimizers import CellOptimizer
 
 
 class Shapes(InMemoryDataModule):
@@ -49,18 +51,31 @@ def _fit(system: L.LightningModule, data: InMemoryDataModule, epochs: int = 2) -
     return trainer
 
 
-def _pretext(name: str, model: EncoderClassifier, augmentation: str = "none") -> PretextSystem:
+def _system(
+    net: torch.nn.Module,
+    optimizer: CellOptimizer,
+    *,
+    pretext: bool = False,
+    augmentation: str = "none",
+) -> TrainingSystem:
+    return TrainingSystem(
+        [Member(net, optimizer, seed=0)],
+        LOSSES.create("cross_entropy"),
+        multiplier=lambda steps, epochs: lambda step: 1.0,
+        augmentation=None if augmentation == "none" else AUGMENTATIONS.create(augmentation, 4),
+        pretext=pretext,
+    )
+
+
+def _pretext(name: str, model: EncoderClassifier, augmentation: str = "none") -> TrainingSystem:
     kwargs = {"patch": 4, "gap": 0, "jitter": 0} if name == "context" else {}
     task = PRETEXTS.create(name, model.encoder.out_features, **kwargs)
-    return PretextSystem(
-        model,
-        task,
-        LOSSES.create("cross_entropy"),
-        seed=0,
-        optimizer="adam",
-        lr=0.01,
-        augmentation=None if augmentation == "none" else AUGMENTATIONS.create(augmentation, 4),
-    )
+    net = PretextNet(model, task)
+    return _system(net, CellOptimizer("adam", 0.01, {}), pretext=True, augmentation=augmentation)
+
+
+def _supervised(model: EncoderClassifier, name: str = "adam", **hparams: float) -> TrainingSystem:
+    return _system(model, CellOptimizer(name, hparams.pop("lr", 0.01), hparams))
 
 
 @pytest.mark.parametrize(("name", "augmentation"), [("context", "none"), ("simclr", "crop")])
@@ -76,7 +91,7 @@ def test_pretext_trains_the_encoder_and_task_head_never_reading_labels(
     _fit(system, Shapes(labels=torch.full((64,), -1)))
     assert any(not torch.equal(v, model.encoder.state_dict()[k]) for k, v in encoder.items())
     assert all(torch.equal(v, model.head.state_dict()[k]) for k, v in head.items())
-    assert {"train/loss", "val/loss", "val/acc"} <= set(system.history)
+    assert {"train/loss", "val/loss", "val/acc"} <= set(system.members[0].history)
 
 
 def test_context_loss_is_cross_entropy_over_the_8_positions() -> None:
@@ -84,10 +99,10 @@ def test_context_loss_is_cross_entropy_over_the_8_positions() -> None:
     system = _pretext("context", model)
     images = Shapes().tensors["train"][0]
     g = torch.Generator().manual_seed(5)
-    logits, label = system.task(model.encoder, images, None, g)
+    logits, label = system.members[0].model.task(model.encoder, images, None, g)
     assert logits.shape == (64, 8) and label.min() >= 0 and label.max() < 8
-    system._draws = torch.Generator().manual_seed(5)
-    loss = system._step("train", (images, torch.zeros(64)))
+    system._draws = [torch.Generator().manual_seed(5)]
+    (loss,) = system._losses("train", images[None], torch.zeros(1, 64))
     assert torch.allclose(loss, F.cross_entropy(logits, label))
 
 
@@ -105,7 +120,7 @@ def test_held_out_draws_are_fixed_and_leave_training_randomness_alone() -> None:
 
     def held_out() -> float:
         with system._fixed_draws(3):
-            return float(system._step("val", (images, torch.zeros(16))).detach())
+            return float(system._losses("val", images, torch.zeros(16), shared=True)[0].detach())
 
     torch.manual_seed(1)
     first = held_out()
@@ -120,32 +135,24 @@ def test_a_probe_keeps_every_encoder_weight_and_statistic_fixed() -> None:
     model = _model(norm="batchnorm")
     model.freeze(0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    system = SupervisedSystem(
-        model,
-        LOSSES.create("cross_entropy"),
-        optimizer="adamw",
-        lr=0.05,
-        optimizer_hparams={"weight_decay": 0.1},
-    )
+    system = _supervised(model, "adamw", lr=0.05, weight_decay=0.1)
     _fit(system, Shapes(), epochs=3)
     after = model.state_dict()
     encoder_keys = [k for k in before if k.startswith("encoder.")]
     assert any("running_mean" in k for k in encoder_keys)
     assert all(torch.equal(before[k], after[k]) for k in encoder_keys)
     assert not torch.equal(before["head.1.weight"], after["head.1.weight"])
-    trained = {
-        id(p) for group in system.optimizers().optimizer.param_groups for p in group["params"]
-    }
-    assert trained == {id(p) for p in model.head.parameters()}
+    stack = system.stack
+    names = dict(zip(map(id, stack.stacked_parameters()), stack.param_names, strict=True))
+    trained = {names[id(p)] for p in system._optimizer.stacked}
+    assert trained == {f"head.{name}" for name, _ in model.head.named_parameters()}
 
 
 def test_finetune_last_trains_the_last_block_only() -> None:
     model = _model()
     model.freeze(1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    _fit(
-        SupervisedSystem(model, LOSSES.create("cross_entropy"), optimizer="adam", lr=0.01), Shapes()
-    )
+    _fit(_supervised(model), Shapes())
     changed = {
         k.split(".")[2]
         for k, v in model.state_dict().items()

@@ -34,23 +34,28 @@ def is_gated(name: Named) -> bool:
 
 
 class _Step(torch.autograd.Function):
-    """Heaviside forward; the true derivative (0 almost everywhere) backward."""
+    """Heaviside forward; the true derivative (0 almost everywhere) backward.
+
+    Written in the ``setup_context`` form, with a generated vmap rule, so a stack of
+    models (``systems.stack``, ``torch.func.vmap``) can run it."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
+    def forward(x: Tensor) -> Tensor:
         return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        return None
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         return torch.zeros_like(grad)
 
 
-class _StepSTE(torch.autograd.Function):
+class _StepSTE(_Step):
     """Heaviside forward; straight-through backward: the gradient passes unchanged."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        return (x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:

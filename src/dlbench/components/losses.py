@@ -65,7 +65,7 @@ class Loss(nn.Module, abc.ABC):
     def stacked(self, output: Tensor, target: Tensor) -> Tensor:
         """Each of K models' loss, from outputs (K, N, ...) and targets (K, N, ...): (K,).
 
-        One call over all K*N samples (``models.stacked``), not K calls; every model's
+        One call over all K*N samples (``systems.training``), not K calls; every model's
         value is the mean over its own N samples, as ``forward`` gives it alone.
         """
         k = output.shape[0]

@@ -8,7 +8,8 @@ system calls every hook of whichever regularizer a study names:
   perturb(model)        a context manager around forward *and* backward of a
                         training step; it must be left before the optimizer step
   dropout               the rate model builders put into their dropout layers
-  callbacks()           Lightning callbacks for the trainer (fresh ones per call)
+  stops(history)        whether training should stop after this epoch, given the
+                        run's metrics so far (metric -> one value per epoch)
 
 Which parameters count is defined once, in ``regularized_weights``: the weight
 matrices and kernels of Linear and Conv layers. Biases are left alone: a bias only
@@ -27,17 +28,14 @@ independent of its gradient statistics: ``w <- w - lr * strength * w``.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from dlbench.errors import ConfigError
 from dlbench.registry import Registry
-
-if TYPE_CHECKING:
-    from lightning.pytorch import Callback
 
 LAYERS = (
     nn.Linear,
@@ -83,8 +81,8 @@ class Regularizer:
     def perturb(self, model: nn.Module) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def callbacks(self) -> list[Callback]:
-        return []
+    def stops(self, history: dict[str, list[float]]) -> bool:
+        return False
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
@@ -160,10 +158,22 @@ class EarlyStopping(Regularizer):
             raise ConfigError(f"early_stopping patience must be an integer >= 0, got {patience!r}")
         self.patience, self.metric, self.mode = patience, metric, metric_mode(metric)
 
-    def callbacks(self) -> list[Callback]:
-        from lightning.pytorch.callbacks import EarlyStopping as Stop  # lightning loads slowly
-
-        return [Stop(monitor=self.metric, mode=self.mode, patience=self.patience, min_delta=0.0)]
+    def stops(self, history: dict[str, list[float]]) -> bool:
+        """Lightning's EarlyStopping rule, per run: stop once ``patience`` epochs in a row
+        failed to strictly beat the best value so far, or the value is not finite."""
+        values = history.get(self.metric)
+        if not values:
+            raise KeyError(f"early stopping watches {self.metric!r}, which this run does not log")
+        if not math.isfinite(values[-1]):
+            return True
+        better = (lambda a, b: a < b) if self.mode == "min" else (lambda a, b: a > b)
+        best, since = values[0], 0
+        for value in values[1:]:
+            if better(value, best):
+                best, since = value, 0
+            else:
+                since += 1
+        return since > 0 and since >= self.patience
 
 
 def metric_mode(metric: str) -> str:

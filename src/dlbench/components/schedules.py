@@ -2,15 +2,15 @@
 
 A schedule is a *multiplier* of the optimizer's learning rate as a function of the
 optimizer step, so the study's ``lr`` is the peak and every schedule starts at 1.
-Every schedule becomes one ``torch.optim.lr_scheduler.LambdaLR`` that is stepped once
-per optimizer step, not per epoch: warmup and cosine are then smooth curves rather
-than staircases, and a run of N epochs has the same shape in epochs whatever the batch
+The training engine applies it at every optimizer step, not per epoch
+(``systems.optimizers.StackOptimizer.step``): warmup and cosine are then smooth curves
+rather than staircases, and a run of N epochs has the same shape in epochs whatever the batch
 size (a bigger batch only means fewer, larger steps along the same curve).
 
-Step index ``s`` counts optimizer steps from 0; ``LambdaLR`` gives step ``s`` the rate
-``lr * f(s)``, and the run has ``steps_per_epoch * epochs`` steps.
+Step index ``s`` counts optimizer steps from 0; step ``s`` runs at ``lr * f(s)``, and
+the run has ``steps_per_epoch * epochs`` steps.
 
-Warmup is orthogonal to the schedule: ``build_scheduler`` multiplies any schedule by
+Warmup is orthogonal to the schedule: ``lr_multiplier`` multiplies any schedule by
 ``(s + 1) / W`` for ``s < W`` (``W = round(warmup_epochs * steps_per_epoch)``), so the
 first step uses ``lr / W`` rather than exactly 0 (which would waste the step) and the
 last warmup step uses the full factor 1. The warmup factor multiplies the schedule at
@@ -28,9 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from typing import Any
-
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
 
 from dlbench.errors import ConfigError
 from dlbench.registry import Registry
@@ -125,30 +122,6 @@ def lr_multiplier(
     if warmup <= 1:  # a 1-step warmup has factor (0+1)/1 = 1: no warmup at all
         return f
     return lambda s: f(s) * min(1.0, (s + 1) / warmup)
-
-
-def build_scheduler(
-    optimizer: Optimizer,
-    schedule: str,
-    *,
-    steps_per_epoch: int,
-    epochs: int,
-    warmup_epochs: float = 0.0,
-    **hparams: Any,
-) -> LambdaLR:
-    """A ``LambdaLR`` for ``optimizer``, to be stepped once after every optimizer step.
-
-    ``hparams`` are the schedule's own (``gamma``, ``min_factor``, ...); an unknown
-    schedule or hyperparameter is a ConfigError.
-    """
-    f = lr_multiplier(
-        schedule,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        warmup_epochs=warmup_epochs,
-        **hparams,
-    )
-    return LambdaLR(optimizer, lr_lambda=f)
 
 
 # --- batch-size scaling rule ------------------------------------------------------------

@@ -8,7 +8,7 @@ from the run ``seed``; validation and test as one unshuffled batch, since
 evaluation results do not depend on batching.
 
 Lightning is handed one item per training epoch: the epoch's ``InMemoryLoader``.
-The system runs the epoch's steps itself (``SupervisedSystem.training_step``), so
+The system runs the epoch's steps itself (``TrainingSystem.training_step``), so
 Lightning's per-batch machinery (hooks, closures, fetchers: about 1 ms a step,
 several times a small model's arithmetic) runs once an epoch instead of once a step. ``standardize`` (in components.preprocessing) is the notes'
 "normalization with training statistics": every split is shifted and scaled by the

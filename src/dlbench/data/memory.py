@@ -76,7 +76,7 @@ class InMemoryLoader:
 class Epochs:
     """What Lightning iterates for training: one item per epoch, the loader itself.
 
-    The system then runs the epoch's batches (``SupervisedSystem.training_step``); a
+    The system then runs the epoch's batches (``TrainingSystem.training_step``); a
     plain list would not do, as Lightning reads a list as several dataloaders.
     """
 

@@ -9,7 +9,6 @@ tensors only, no pickled code from the store is ever run.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,10 +22,6 @@ from dlbench.errors import ConfigError
 from dlbench.harness.grid import Cell
 from dlbench.harness.settings import RUN_ID
 from dlbench.records import OUTCOME, ROLE
-
-# MLflow draws a progress bar for every download: one per downstream cell, through the
-# sweep's own bar. The file is a few kB.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ARTIFACT = "encoder.pt"
 ENCODER_RUN = "dlbench.encoder_run"  # tag of a downstream run: the run its encoder came from

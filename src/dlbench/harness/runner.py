@@ -1,46 +1,47 @@
-"""One cell = one Lightning fit (and test) of its problem with its settings."""
+"""Train cells: build each from its settings, stack them (K >= 1), fit and test once.
+
+``build`` is the one place a cell's settings become components (validation builds
+every distinct cell with it); ``train`` runs a stack of cells that share a stacking
+key (``harness.stacking``) on the one engine, ``systems.training``.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.loggers import Logger
 from mlflow.tracking import MlflowClient
-from torch import nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch import Tensor, nn
 
 from dlbench.components import AUGMENTATIONS, LOSSES, PRETEXTS, REGULARIZERS
-from dlbench.components.augmentations import check_compatible
-from dlbench.components.losses import check_pairing
-from dlbench.components.schedules import build_scheduler, lr_multiplier, scaled_lr
+from dlbench.components.augmentations import Augmentation, check_compatible
+from dlbench.components.losses import Loss, check_pairing
+from dlbench.components.regularizers import Regularizer
+from dlbench.components.schedules import Multiplier, lr_multiplier, scaled_lr
 from dlbench.errors import ConfigError
 from dlbench.harness import encoders
 from dlbench.harness.failures import cell_training
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
-from dlbench.harness.search import Pruning
 from dlbench.harness.settings import DEFAULT_PRECISION, FULL_BATCH
 from dlbench.harness.spec import Objective, StudySpec
 from dlbench.problems import PROBLEMS, Setup
-from dlbench.systems import PretextSystem, SupervisedSystem
-
-# Lightning announces devices and tips once per Trainer: noise inside a sweep.
-for _name in ("lightning.pytorch", "lightning.fabric"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-# Lightning 2.6 trips over its own torch.utils._pytree deprecation on every fit.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-# A transferred encoder's frozen blocks stay in eval mode on purpose (EncoderClassifier).
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+from dlbench.systems.optimizers import CellOptimizer
+from dlbench.systems.stack import Streams
+from dlbench.systems.training import (
+    DIVERGED,
+    PRUNED,
+    STOPPED,
+    TRAINING,
+    Member,
+    PretextNet,
+    Prune,
+    TrainingSystem,
+)
 
 
 @dataclass
@@ -62,8 +63,41 @@ def summarize(values: list[float], objective: Objective) -> float:
     return max(values) if objective.direction == "maximize" else min(values)
 
 
-def build(cell: Cell) -> tuple[Setup, SupervisedSystem]:
-    """The cell's problem and system, every component built from its settings.
+@dataclass
+class Built:
+    """A cell's problem and training components, built from its settings."""
+
+    cell: Cell
+    setup: Setup
+    loss: Loss
+    regularizer: Regularizer
+    augmentation: Augmentation | None
+    optimizer: CellOptimizer
+    classification: bool
+    # The global RNG's state once the cell is built: where its random stream starts,
+    # as a lone run's would (``systems.stack.Streams``).
+    rng: Tensor = field(default_factory=Streams.current)
+
+    def multiplier(self, steps_per_epoch: int, epochs: int) -> Multiplier:
+        """The lr multiplier of each step: the schedule times the warmup."""
+        settings = self.cell.settings
+        return lr_multiplier(
+            settings["schedule"],
+            steps_per_epoch=steps_per_epoch,
+            epochs=epochs,
+            warmup_epochs=settings["warmup_epochs"],
+            **self.cell.component_kwargs("schedule"),
+        )
+
+    def net(self) -> nn.Module:
+        """What trains: the model, or for a pretext cell the encoder with its task."""
+        if self.setup.pretext is None:
+            return self.setup.model
+        return PretextNet(self.setup.model, self.setup.pretext)
+
+
+def build(cell: Cell) -> Built:
+    """The cell's problem and components, every one built from its settings.
 
     Cheap (no data is read for file-backed datasets), so validation builds every cell
     once: a combination that cannot work fails here, before anything runs.
@@ -94,36 +128,19 @@ def build(cell: Cell) -> tuple[Setup, SupervisedSystem]:
             f"augmentation {settings['augmentation']!r} mixes labels; loss "
             f"{settings['loss']!r} needs hard ones (use cross_entropy or kl_div)"
         )
-    schedule_kwargs = cell.component_kwargs("schedule")
-    lr_multiplier(
-        settings["schedule"],
-        steps_per_epoch=1,
-        epochs=settings["epochs"],
-        warmup_epochs=settings["warmup_epochs"],
-        **schedule_kwargs,
-    )  # checks values
-    common = dict(
-        optimizer=settings["optimizer"],
-        lr=effective_lr(cell, setup),
-        optimizer_hparams=cell.optimizer_hparams,
-        regularizer=regularizer,
-        augmentation=None if settings["augmentation"] == "none" else augmentation,
-        scheduler=partial(
-            _scheduler, settings["schedule"], settings["warmup_epochs"], schedule_kwargs
-        ),
-    )
-    loss = LOSSES.create(settings["loss"], **cell.component_kwargs("loss"))
     if setup.pretext is not None:
         _check_pretext(settings)
-        return setup, PretextSystem(setup.model, setup.pretext, loss, seed=cell.seed, **common)
-    system = SupervisedSystem(
-        setup.model,
-        loss,
-        classification=task == "classification",
-        reconstruct=setup.reconstruct,
-        **common,
+    built = Built(
+        cell,
+        setup,
+        LOSSES.create(settings["loss"], **cell.component_kwargs("loss")),
+        regularizer,
+        None if settings["augmentation"] == "none" else augmentation,
+        CellOptimizer(settings["optimizer"], effective_lr(cell, setup), cell.optimizer_hparams),
+        classification=task == "classification" or setup.pretext is not None,
     )
-    return setup, system
+    built.multiplier(1, settings["epochs"])  # checks the schedule's values
+    return built
 
 
 def _check_pretext(settings: dict[str, Any]) -> None:
@@ -164,24 +181,6 @@ def checked_cells(spec: StudySpec) -> list[Cell]:
     return cells
 
 
-def _scheduler(
-    schedule: str,
-    warmup_epochs: float,
-    kwargs: dict[str, Any],
-    optimizer: Optimizer,
-    steps_per_epoch: int,
-    epochs: int,
-) -> LRScheduler:
-    return build_scheduler(
-        optimizer,
-        schedule,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        warmup_epochs=warmup_epochs,
-        **kwargs,
-    )
-
-
 def effective_lr(cell: Cell, setup: Setup) -> float:
     """The cell's lr after the batch-size scaling rule (``lr_scaling``), if any."""
     rule = cell.settings["lr_scaling"]
@@ -200,31 +199,19 @@ def effective_lr(cell: Cell, setup: Setup) -> float:
 COMPILED = "dlbench.compiled"  # tag of runs whose model went through torch.compile
 
 
-def compiled(model: nn.Module) -> nn.Module:
-    """``model`` through ``torch.compile`` (its parameters stay the same tensors).
-
-    For GPUs and models big enough that kernel fusion pays: the first forward of each
-    input shape compiles (tens of seconds on a CPU), and the digits MLP trains about 3x
-    slower per step compiled than eager on 2 CPU cores."""
-    return torch.compile(model)  # type: ignore[return-value]
-
-
 def make_trainer(
     settings: Mapping[str, Any],
     accelerator: str,
     devices: list[int] | None,
-    logger: Logger | bool,
-    callbacks: list[L.Callback],
 ) -> L.Trainer:
-    """The Trainer every cell (and every stack of cells) is fitted by: the cell's epochs
-    and precision."""
+    """The Trainer every stack of cells (K >= 1) is fitted by: the cells' epochs and
+    precision."""
     return L.Trainer(
         max_epochs=settings["epochs"],
         precision=settings.get("precision", DEFAULT_PRECISION),
         accelerator=accelerator,
         devices=devices or 1,
-        logger=logger,
-        callbacks=callbacks,
+        logger=False,  # each member logs to its own MLflow run (TrainingSystem)
         enable_checkpointing=False,
         enable_progress_bar=False,  # the sweep draws one bar for all cells
         enable_model_summary=False,
@@ -233,66 +220,115 @@ def make_trainer(
     )
 
 
-def run_cell(
-    cell: Cell,
+def train(
+    cells: Sequence[Cell],
     objective: Objective,
     *,
-    run_id: str,
+    run_ids: Sequence[str],
     tracking_uri: str,
     accelerator: str = "auto",
     devices: list[int] | None = None,
-    pruning: Pruning | None = None,
+    pruning: Prune | None = None,
     compile_models: bool = False,
-) -> Result:
-    """Train ``cell`` on ``accelerator`` (GPU indices ``devices``); metrics go to MLflow run
-    ``run_id``. An error in its training raises ``CellFailed``; any other propagates."""
+) -> list[Result]:
+    """Train ``cells`` (K >= 1, one stacking key: ``harness.stacking``) as one stack on
+    ``accelerator`` (GPU indices ``devices``); member k logs to MLflow run ``run_ids[k]``.
+    One result per cell, in order. An error in the training raises ``CellFailed`` (for
+    every cell of the stack); any other error propagates."""
+    if pruning is not None and len(cells) != 1:
+        raise ValueError("a search trial is tuned and pruned alone")
     start = time.perf_counter()
-    L.seed_everything(cell.seed, verbose=False)
-    setup, system = build(cell)
-    if compile_models:
-        system.model = compiled(system.model)
-    logger = BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)
-    logger.log_hyperparams({"lr_effective": system.lr})  # lr after the batch-size rule
+    client = MlflowClient(tracking_uri)
+    loggers = [BufferedMLFlowLogger(tracking_uri=tracking_uri, run_id=r) for r in run_ids]
+    built: list[Built] = []
+    members: list[Member] = []
     try:
-        if setup.encoder != "random":
-            _transfer_encoder(setup, cell.seed, logger.experiment, run_id)
-        callbacks = [*system.regularizer.callbacks(), *([pruning] if pruning else [])]
-        trainer = make_trainer(cell.settings, accelerator, devices, logger, callbacks)
         with cell_training():
-            trainer.fit(system, datamodule=setup.datamodule)
-        # The batch size trained with ("full" resolved to the training set's size): reports
-        # plot sensitivity against it.
-        logger.log_hyperparams({"batch_size_effective": setup.datamodule.batch_size})
-        if system.diverged_epoch is not None:
-            return Result(
-                "diverged",
-                seconds=time.perf_counter() - start,
-                error=f"non-finite training loss at step {system.diverged_step} "
-                f"(epoch {system.diverged_epoch})",
-            )
-        if pruning is not None and pruning.pruned_epoch is not None:
-            return Result(
-                "pruned",
-                final={key: values[-1] for key, values in system.history.items()},
-                seconds=time.perf_counter() - start,
-                error=f"pruned by the search after epoch {pruning.pruned_epoch}",
-            )
-        with cell_training():
-            trainer.test(system, datamodule=setup.datamodule, verbose=False)
-        final = {key: values[-1] for key, values in system.history.items()}
-        value = summarize(system.history[objective.metric], objective)
-        if not math.isfinite(value):
-            return Result(
-                "diverged",
-                final=final,
-                seconds=time.perf_counter() - start,
-                error=f"non-finite {objective.metric}",
-            )
-        if setup.pretext is not None:  # what downstream runs of this pretext will load
-            encoders.save(logger.experiment, run_id, setup.model.encoder)
-        return Result("completed", value, final, time.perf_counter() - start)
+            for cell, run_id in zip(cells, run_ids, strict=True):
+                L.seed_everything(cell.seed, verbose=False)  # the model's init is its own
+                built.append(build(cell))
+                if built[-1].setup.encoder != "random":
+                    _transfer_encoder(built[-1].setup, cell.seed, client, run_id)
+            system = system_of(built, pruning, loggers)
+            members = system.members
+            if compile_models:
+                system.stack.compile()
+            fit(system, built[0], accelerator, devices)
     finally:
-        logger.flush()  # what a diverged, pruned or crashed cell logged after its fit
+        for one, logger in zip(built, loggers, strict=False):
+            size = one.setup.datamodule.batch_size if one.setup.datamodule.tensors else None
+            # lr after the batch-size rule; the batch size trained with ("full" resolved)
+            logger.log_hyperparams({"lr_effective": one.optimizer.lr})
+            if size is not None:
+                logger.log_hyperparams({"batch_size_effective": size})
+            logger.flush()  # what a diverged, pruned or crashed cell logged
+    wall = time.perf_counter() - start
+    return [
+        _result(one, member, objective, client, run_id, wall, len(cells))
+        for one, member, run_id in zip(built, members, run_ids, strict=True)
+    ]
+
+
+def fit(
+    system: TrainingSystem,
+    first: Built,
+    accelerator: str = "auto",
+    devices: list[int] | None = None,
+) -> None:
+    """Fit ``system`` on the first cell's data, then test the members still standing."""
+    trainer = make_trainer(first.cell.settings, accelerator, devices)
+    trainer.fit(system, datamodule=first.setup.datamodule)
+    if any(m.status in (TRAINING, STOPPED) for m in system.members):
+        trainer.test(system, datamodule=first.setup.datamodule, verbose=False)
+
+
+def system_of(
+    built: Sequence[Built], pruning: Prune | None = None, loggers: Sequence[Any] = ()
+) -> TrainingSystem:
+    """The one engine for ``built`` cells (one stacking key): what they share comes from
+    the first."""
+    first = built[0]
+    members = [Member(b.net(), b.optimizer, b.cell.seed, b.rng, prune=pruning) for b in built]
+    return TrainingSystem(
+        members,
+        first.loss,
+        multiplier=first.multiplier,
+        regularizer=first.regularizer,
+        augmentation=first.augmentation,
+        classification=first.classification,
+        reconstruct=first.setup.reconstruct,
+        pretext=first.setup.pretext is not None,
+        loggers=loggers,
+    )
+
+
+def _result(
+    one: Built,
+    member: Member,
+    objective: Objective,
+    client: MlflowClient,
+    run_id: str,
+    wall: float,
+    k: int,
+) -> Result:
+    """One member's outcome. Its cost is its share of the stack's wall time (building,
+    fitting, testing): the members train the same steps."""
+    cost = {"seconds": wall / k, "stack_seconds": wall if k > 1 else None}
+    final = {key: values[-1] for key, values in member.history.items()}
+    if member.status == DIVERGED:
+        epoch, step = member.ended or (0, 0)
+        error = f"non-finite training loss at step {step} (epoch {epoch})"
+        return Result("diverged", final=final, error=error, **cost)
+    if member.status == PRUNED:
+        epoch = (member.ended or (0, 0))[0]
+        error = f"pruned by the search after epoch {epoch}"
+        return Result("pruned", final=final, error=error, **cost)
+    value = summarize(member.history[objective.metric], objective)
+    if not math.isfinite(value):
+        return Result("diverged", final=final, error=f"non-finite {objective.metric}", **cost)
+    if one.setup.pretext is not None:  # what downstream runs of this pretext will load
+        encoders.save(client, run_id, one.setup.model.encoder)
+    return Result("completed", value, final, **cost)
 
 
 def _transfer_encoder(setup: Setup, seed: int, client: MlflowClient, run_id: str) -> None:

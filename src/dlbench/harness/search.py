@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import optuna
 from optuna.trial import Trial, TrialState
 
 from dlbench.errors import ConfigError
+from dlbench.harness import storage
 from dlbench.harness.settings import check_setting
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def cell_study(study: optuna.Study, search: Search, cell: Cell, direction: str) 
     """
     tuning = optuna.create_study(
         study_name=f"{study.study_name}/{cell.grid_id}",
-        storage=study._storage,
+        storage=storage.store_of(study),
         direction=direction,
         pruner=PRUNERS[search.pruner](),
         load_if_exists=True,
@@ -163,19 +163,20 @@ def conclude(tuning: optuna.Study, trial: Trial, outcome: str, value: float | No
             tuning.tell(trial, state=state, skip_if_finished=True)
 
 
-class Pruning(L.Callback):
-    """Reports the objective's metric each epoch; stops the fit when the pruner says so."""
+class Pruning:
+    """A trial's pruner, called after each epoch (``systems.training.Prune``): reports the
+    objective's metric to Optuna and says whether to stop."""
 
     def __init__(self, trial: Trial, metric: str):
         self.trial, self.metric = trial, metric
         self.pruned_epoch: int | None = None
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Validation has run by now (Lightning validates before the epoch's end hooks).
-        values = getattr(pl_module, "history", {}).get(self.metric)
+    def __call__(self, epoch: int, history: dict[str, list[float]]) -> bool:
+        values = history.get(self.metric)
         if not values or not math.isfinite(values[-1]):
-            return
-        self.trial.report(values[-1], step=trainer.current_epoch)
+            return False
+        self.trial.report(values[-1], step=epoch)
         if self.trial.should_prune():
-            self.pruned_epoch = trainer.current_epoch
-            trainer.should_stop = True
+            self.pruned_epoch = epoch
+            return True
+        return False

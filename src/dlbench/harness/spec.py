@@ -38,11 +38,12 @@ from typing import Any
 
 import yaml
 
+from dlbench import claim
+from dlbench.claim import Claim
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.harness import claim, references, search
+from dlbench.harness import references, search
 from dlbench.harness.axes import Arm, axis_arms, checked, component, problem_axis, problems_of
-from dlbench.harness.claim import Claim
 from dlbench.harness.search import Search
 from dlbench.records import Reference
 from dlbench.registry import Entry

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,8 +64,10 @@ GRACE_FACTOR = 3
 UNOWNED_GRACE = 60  # seconds a claimed trial may go without its owner's pid
 # (study, trial number) -> when this process's reap first saw that RUNNING trial with no pid
 _WITHOUT_PID: dict[tuple[str, int], float] = {}
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# The storage each study was opened with: Optuna keeps its own private (``study._storage``).
+_STORES: weakref.WeakKeyDictionary[optuna.Study, optuna.storages.BaseStorage] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def journal_path(study: str) -> Path:
@@ -80,12 +83,12 @@ def open_study(
     heartbeat: int = HEARTBEAT_INTERVAL,
 ) -> optuna.Study:
     """Create or load the Optuna study; default storage is the journal file in ``runs/``."""
-    return optuna.create_study(
-        study_name=name,
-        storage=_storage(name, storage, workers, heartbeat),
-        direction=direction,
-        load_if_exists=True,
+    store = _storage(name, storage, workers, heartbeat)
+    study = optuna.create_study(
+        study_name=name, storage=store, direction=direction, load_if_exists=True
     )
+    _STORES[study] = store
+    return study
 
 
 def existing_study(name: str, storage: str | None = None) -> optuna.Study | None:
@@ -95,12 +98,26 @@ def existing_study(name: str, storage: str | None = None) -> optuna.Study | None
         return None
     if storage is not None and missing_store(storage) is not None:
         return None
+    store = _storage(name, storage, 1, HEARTBEAT_INTERVAL)
     try:
-        return optuna.load_study(
-            study_name=name, storage=_storage(name, storage, 1, HEARTBEAT_INTERVAL)
-        )
+        study = optuna.load_study(study_name=name, storage=store)
     except KeyError:  # the storage exists, without this study
         return None
+    _STORES[study] = store
+    return study
+
+
+def store_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage ``study`` was opened with here (``open_study``, ``existing_study``):
+    its public methods mark abandoned trials and record heartbeats."""
+    return _STORES[study]
+
+
+def _trial_id(study: optuna.Study, trial: FrozenTrial | Trial) -> int:
+    """The storage's id of ``trial``, through the storage's public lookups."""
+    store = store_of(study)
+    study_id = store.get_study_id_from_name(study.study_name)
+    return store.get_trial_id_from_study_id_trial_number(study_id, trial.number)
 
 
 def _storage(
@@ -223,15 +240,16 @@ def reap(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
 
 
 def _heartbeat_interval(study: optuna.Study) -> int | None:
-    store = study._storage
+    store = store_of(study)
     return store.get_heartbeat_interval() if isinstance(store, RDBStorage) else None
 
 
 def release(study: optuna.Study, trial: FrozenTrial | Trial, reason: str = "interrupted") -> None:
     """Mark an abandoned attempt FAIL (outcome unset), so its cell is enqueued again."""
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        study._storage.set_trial_user_attr(trial._trial_id, ERROR, reason)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        store, trial_id = store_of(study), _trial_id(study, trial)
+        store.set_trial_user_attr(trial_id, ERROR, reason)
+        store.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def finished(trial: FrozenTrial, retry_before: int = 0) -> bool:
@@ -306,7 +324,7 @@ def claim(study: optuna.Study, retry_before: int = 0) -> Trial | None:
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = study.ask()
         if _heartbeat_interval(study):  # at once: a trial with no heartbeat is never reaped
-            study._storage.record_heartbeat(trial._trial_id)
+            store_of(study).record_heartbeat(_trial_id(study, trial))
         if CELL not in trial.user_attrs:
             # Another worker took the last waiting trial first and ask() made a fresh one.
             study.tell(trial, state=TrialState.FAIL)
@@ -336,16 +354,17 @@ def attempt_number(study: optuna.Study, cell_id: str) -> int:
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
     """Record heartbeats for ``trial`` while a cell trains (storages that support them)."""
-    store, interval = study._storage, _heartbeat_interval(study)
+    store, interval = store_of(study), _heartbeat_interval(study)
     if not interval:
         yield
         return
+    trial_id = _trial_id(study, trial)
     stop = threading.Event()
 
     def beat() -> None:
         while True:
             try:
-                store.record_heartbeat(trial._trial_id)
+                store.record_heartbeat(trial_id)
             except Exception as err:  # a dropped connection: the next beat may get through
                 logging.getLogger(__name__).warning("heartbeat of trial %d: %s", trial.number, err)
             if stop.wait(interval):

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from dlbench.harness import devices as device_plan
-from dlbench.harness import encoders, storage, worker
+from dlbench.harness import encoders, process, storage, worker
 from dlbench.harness.grid import Cell
 from dlbench.harness.runner import checked_cells
 from dlbench.harness.spec import StudySpec
@@ -69,6 +69,7 @@ def run_study(
     console: Console | None = None,
 ) -> list[Settled]:
     """Run every unsettled cell of ``spec`` on the given devices; returns what settled now."""
+    process.setup()
     console = console or Console(stderr=True)
     uri = tracking_uri(tracking)
     slots = device_plan.plan(

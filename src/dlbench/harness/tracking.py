@@ -76,15 +76,23 @@ from dlbench.records import (
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 SERVER_START_TIMEOUT = 120  # seconds; a first start migrates the database schema
 
-# MLflow announces database creation and migrations at INFO: noise at every sweep start.
-logging.getLogger("mlflow").setLevel(logging.WARNING)
-# Against a tracking server MLflow prints "View run ... at: URL" to stdout for every run
-# it closes: hundreds of lines through a sweep's progress bar. `dlbench ui` shows them all.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+def configure() -> None:
+    """What a process that writes runs needs from MLflow; called by the entry points
+    (``harness.process.setup``), never on import."""
+    # MLflow announces database creation and migrations at INFO: noise at every sweep start.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Against a tracking server MLflow prints "View run ... at: URL" to stdout for every
+    # run it closes: hundreds of lines through a sweep's progress bar.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow draws a progress bar for every artifact download: one per downstream cell of
+    # a transfer study (harness.encoders), through the sweep's own bar.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not event.contains(Engine, "connect", write_ahead_log):
+        event.listen(Engine, "connect", write_ahead_log)
 
 
-@event.listens_for(Engine, "connect")
-def _write_ahead_log(connection: Any, _record: Any) -> None:
+def write_ahead_log(connection: Any, _record: Any) -> None:
     """SQLite stores (MLflow's default) in write-ahead-log mode.
 
     A cell's run costs about 14 commits. In the default rollback-journal mode each one

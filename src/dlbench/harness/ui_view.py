@@ -24,7 +24,6 @@ from mlflow.tracking import MlflowClient
 
 from dlbench.errors import ConfigError, unknown_message
 from dlbench.records import ARM, AXES, OBJECTIVE, OBJECTIVE_METRIC, ROLE, SUMMARY
-from dlbench.report import collect
 
 VIEW_KEY = "dlbench"  # the share key: one view per study, rewritten when the study reruns
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
@@ -74,11 +73,11 @@ def view_url(base: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
 
-def study_experiment(uri: str, study: str) -> str:
-    """The experiment id of ``study``, with its view written if it has none (a study run
-    before dlbench wrote views). Raises ConfigError for an unknown study, and never
-    creates a store: MLflow would create a missing SQLite file."""
-    client = collect.client(uri)  # never creates a store
+def study_experiment(client: MlflowClient, study: str, uri: str) -> str:
+    """The experiment id of ``study`` in ``client``'s store (at ``uri``), with its view
+    written if it has none (a study run before dlbench wrote views). Raises ConfigError
+    for an unknown study. The caller opens the client without creating a store
+    (``report.collect.client``)."""
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         names = [e.name for e in client.search_experiments() if e.name != "Default"]

@@ -26,10 +26,10 @@ import optuna
 import torch
 from optuna.trial import Trial
 
-from dlbench.harness import search, stacking, storage
+from dlbench.harness import process, search, stacking, storage
 from dlbench.harness.failures import CellFailed
 from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import COMPILED, Result, run_cell
+from dlbench.harness.runner import COMPILED, Result, train
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.tracking import Tracker
 from dlbench.records import CELL, STACKED
@@ -55,7 +55,7 @@ class Job:
     workers: int
     heartbeat: int
     launcher_pid: int | None = None
-    stack: int = 0  # cells trained at once (systems.stacked): 0 auto, 1 one at a time
+    stack: int = 0  # cells trained at once (systems.training): 0 auto, 1 one at a time
     compile_models: bool = False  # torch.compile each model (runner.compiled)
 
 
@@ -130,7 +130,7 @@ def _run_group(
     pairs: Claimed,
     on_finish: Callable[[], None],
 ) -> None:
-    """Train cells of one stacking key together, or one by one saying why not."""
+    """Train cells of one stacking key as one stack, or one by one saying why not."""
     if len(pairs) == 1:
         note = (
             "stacking is off (--stack 1)"
@@ -143,30 +143,13 @@ def _run_group(
         )
         _one_by_one(study, tracker, spec, job, pairs, note, on_finish)
         return
-    try:
-        stack = stacking.prepare([cell for _, cell in pairs])
-    except BaseException:
-        for trial, _ in pairs:
-            storage.release(study, trial)
-        raise
-    if isinstance(stack, str):
-        _one_by_one(study, tracker, spec, job, pairs, stack, on_finish)
-        return
     tags = {STACKED: str(len(pairs)), **_compiled_tag(job)}
     run_ids: list[str] = []
     try:
         for trial, cell in pairs:
             run_ids.append(_start(study, tracker, trial, cell, tags))
             trial.set_user_attr(storage.MLFLOW_RUN, run_ids[-1])
-        results = stacking.run_stack(
-            stack,
-            spec.objective,
-            run_ids=run_ids,
-            tracking_uri=job.tracking,
-            accelerator=job.accelerator,
-            devices=job.devices,
-            compile_models=job.compile_models,
-        )
+        results = _train(job, spec, [cell for _, cell in pairs], run_ids)
     except CellFailed as err:
         # One member's crash stops the whole stack: each cell trains again alone, so
         # only the cells that crash on their own are recorded as failed.
@@ -181,6 +164,25 @@ def _run_group(
     for (trial, _), run_id, result in zip(pairs, run_ids, results, strict=True):
         _record(study, tracker, trial, run_id, result)
         on_finish()
+
+
+def _train(
+    job: Job,
+    spec: StudySpec,
+    cells: list[Cell],
+    run_ids: list[str],
+    pruning: search.Pruning | None = None,
+) -> list[Result]:
+    return train(
+        cells,
+        spec.objective,
+        run_ids=run_ids,
+        tracking_uri=job.tracking,
+        accelerator=job.accelerator,
+        devices=job.devices,
+        pruning=pruning,
+        compile_models=job.compile_models,
+    )
 
 
 def _one_by_one(
@@ -212,7 +214,7 @@ def _run_one(
     note: str,
     on_finish: Callable[[], None],
 ) -> None:
-    """Train one cell alone (tuned first, in search mode)."""
+    """Train one cell alone (tuned first, in search mode): a stack of one."""
     tuning = pruning = None
     if spec.search and cell.trial is not None:
         tuning = search.cell_study(study, spec.search, cell, spec.objective.direction)
@@ -225,16 +227,7 @@ def _run_one(
         run_id = run_ids[0]
         trial.set_user_attr(storage.MLFLOW_RUN, run_id)
         try:
-            result = run_cell(
-                cell,
-                spec.objective,
-                run_id=run_id,
-                tracking_uri=job.tracking,
-                accelerator=job.accelerator,
-                devices=job.devices,
-                pruning=pruning,
-                compile_models=job.compile_models,
-            )
+            (result,) = _train(job, spec, [cell], run_ids, pruning)
         except CellFailed as err:  # a result; any other error is dlbench's (failures)
             result = Result("failed", error=str(err))
     except BaseException as err:
@@ -310,6 +303,7 @@ def _launcher_alive(job: Job) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    process.setup()
     job = Job(**json.loads(argv[0]))
     spec = load_study(job.study, smoke=job.smoke, overrides=job.overrides)
     try:

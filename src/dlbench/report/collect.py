@@ -15,8 +15,8 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from dlbench.claim import Claim
 from dlbench.errors import ConfigError, unknown_message
-from dlbench.harness.claim import Claim
 from dlbench.records import (
     ARM,
     AXES,

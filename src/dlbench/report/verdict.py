@@ -1,6 +1,6 @@
 """Verdicts: does a claim study's evidence support its claim?
 
-Seeds are the unit of evidence. For each expectation (``harness.claim``) the cells an
+Seeds are the unit of evidence. For each expectation (``dlbench.claim``) the cells an
 arm selector stands for are reduced to one value per seed (the mean over the axes the
 selector leaves free, so those cells are not counted as independent), and:
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dlbench.harness.claim import Claim, Expectation, Selector
+from dlbench.claim import Claim, Expectation, Selector
 from dlbench.records import OBJECTIVE_METRIC
 from dlbench.report import stats
 

@@ -1,6 +1,8 @@
-"""LightningModules: systems built from plain ``nn.Module``s (Lightning's rule)."""
+"""LightningModules: systems built from plain ``nn.Module``s (Lightning's rule).
 
-from dlbench.systems.pretext import PretextSystem
-from dlbench.systems.supervised import SupervisedSystem
+One engine (``training.TrainingSystem``) trains K >= 1 cells as members of a stack.
+"""
 
-__all__ = ["PretextSystem", "SupervisedSystem"]
+from dlbench.systems.training import Member, PretextNet, TrainingSystem
+
+__all__ = ["Member", "PretextNet", "TrainingSystem"]

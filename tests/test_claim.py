@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_study
+from dlbench.claim import Claim, Expectation
 from dlbench.cli import main
-from dlbench.harness.claim import Claim, Expectation
 from dlbench.harness.spec import load_study
 
 STUDY = """\
