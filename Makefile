@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-perf report ui dashboard clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-28s %s\n", $$1, $$2}'
@@ -98,8 +98,11 @@ bench-workers: $(STAMP) ## cells/min of the optimizer smoke study with 1 and 2 C
 bench-memory: $(STAMP) ## one worker's RSS after 5 cells against after 100 (no growth beyond 10%)
 	$(BIN)/python benchmarks/memory.py
 
-bench-startup: $(STAMP) ## seconds for `dlbench --help` (< 1 s) and `dlbench validate` of every study (< 3 s)
+bench-startup: $(STAMP) ## seconds for `dlbench --help` (< 1 s), `validate` of one study (< 2 s), of every study (< 3 s), of a typo (< 2 s)
 	$(BIN)/python benchmarks/startup.py
+
+bench-gpu: $(STAMP) ## the GPU check: cells/min by model, K, bf16, --compile, --per-device, utilisation (benchmarks/gpu_check.sh; --dry-run on a CPU)
+	benchmarks/gpu_check.sh $(if $(shell command -v nvidia-smi),,--dry-run)
 
 bench-perf: bench-startup bench-overhead bench-stacking bench-memory bench-workers ## every performance benchmark, one after another (~15 min)
 

@@ -26,14 +26,16 @@ from torch import nn
 
 from dlbench.components import LOSSES
 from dlbench.data.base import InMemoryDataModule
+from dlbench.data.lightning import LightningData
 from dlbench.data.mnist1d import MNIST1DDataModule
 from dlbench.harness import process
+from dlbench.harness.options import RunOptions
 from dlbench.harness.runner import make_trainer
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.models import MLP, Conv1dNet, ResNet
-from dlbench.systems import Member, TrainingSystem
-from dlbench.systems.optimizers import CellOptimizer
+from dlbench.systems.optimizer import CellOptimizer
+from dlbench.systems.training import Member, TrainingSystem
 
 ROOT = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -92,10 +94,12 @@ def stack_seconds(model: str, k: int, precision: str, compiled: bool) -> float:
     if compiled:
         system.stack.compile()
     data = make_data()
-    trainer = make_trainer({"epochs": EPOCHS, "precision": precision}, ACCELERATOR, [0] if GPU else None)
+    trainer = make_trainer(
+        {"epochs": EPOCHS, "precision": precision}, ACCELERATOR, [0] if GPU else None
+    )
     start = time.perf_counter()
-    trainer.fit(system, datamodule=data)
-    trainer.test(system, datamodule=data, verbose=False)
+    trainer.fit(system, datamodule=LightningData(data))
+    trainer.test(system, datamodule=LightningData(data), verbose=False)
     if GPU:
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -104,7 +108,9 @@ def stack_seconds(model: str, k: int, precision: str, compiled: bool) -> float:
 def sweep_seconds(per_device: int) -> tuple[int, float]:
     """Cells and seconds of the MNIST-1D optimizer study as a sweep, ``per_device``
     workers on the GPU (on a dry run: its smoke tier on the CPU)."""
-    spec = load_study(ROOT / "studies" / "optimizers.yaml", smoke=args.dry_run, overrides=[f"epochs={EPOCHS}"])
+    spec = load_study(
+        ROOT / "studies" / "optimizers.yaml", smoke=args.dry_run, overrides=[f"epochs={EPOCHS}"]
+    )
     home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="dlbench-gpu-") as tmp:
         os.chdir(tmp)
@@ -112,9 +118,11 @@ def sweep_seconds(per_device: int) -> tuple[int, float]:
             start = time.perf_counter()
             done = run_study(
                 spec,
-                tracking=f"sqlite:///{tmp}/mlflow.db",
-                devices="auto" if GPU else "cpu",
-                per_device=per_device if GPU else 1,
+                RunOptions(
+                    tracking=f"sqlite:///{tmp}/mlflow.db",
+                    devices="auto" if GPU else "cpu",
+                    per_device=per_device if GPU else 1,
+                ),
             )
             return len(done), time.perf_counter() - start
         finally:
@@ -131,17 +139,25 @@ for model in MODELS:
     for k in STACKS:
         for precision in ("32-true", "bf16-mixed"):
             seconds = stack_seconds(model, k, precision, compiled=False)
-            rows.append(f"| {model} | {k} | {precision} | no | {seconds:.1f} | {k * 60 / seconds:.0f} |")
+            rows.append(
+                f"| {model} | {k} | {precision} | no | {seconds:.1f} | {k * 60 / seconds:.0f} |"
+            )
             print(rows[-1], flush=True)
     if GPU:  # compiling on a CPU takes minutes and says nothing about a GPU
         k = STACKS[-2]
         seconds = stack_seconds(model, k, "32-true", compiled=True)
         rows.append(f"| {model} | {k} | 32-true | yes | {seconds:.1f} | {k * 60 / seconds:.0f} |")
         print(rows[-1], flush=True)
-rows += ["", "| sweep (studies/optimizers.yaml) | --per-device | cells | s | cells/min |", "|---|---:|---:|---:|---:|"]
+rows += [
+    "",
+    "| sweep (studies/optimizers.yaml) | --per-device | cells | s | cells/min |",
+    "|---|---:|---:|---:|---:|",
+]
 for per_device in (1, 2, 4) if GPU else (1,):
     cells, seconds = sweep_seconds(per_device)
-    rows.append(f"| mnist1d_mlp, --stack auto | {per_device} | {cells} | {seconds:.1f} | {cells * 60 / seconds:.0f} |")
+    rows.append(
+        f"| mnist1d_mlp, --stack auto | {per_device} | {cells} | {seconds:.1f} | {cells * 60 / seconds:.0f} |"
+    )
     print(rows[-1], flush=True)
 args.out.write_text(f"device: {device}; epochs per cell: {EPOCHS}\n\n" + "\n".join(rows) + "\n")
 print(f"written: {args.out}")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from dlbench.harness import storage, worker
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.tracking import Tracker
 
@@ -62,15 +63,12 @@ def main() -> None:
             study=str(path),
             smoke=False,
             overrides=[],
-            storage=None,
-            tracking=uri,
+            options=RunOptions(tracking=uri, stack=args.stack),
             accelerator="cpu",
             devices=None,
             threads=torch_threads(),
             retry_before=0,
             workers=1,
-            heartbeat=storage.HEARTBEAT_INTERVAL,
-            stack=args.stack,
         )
         start = time.perf_counter()
         worker.work(spec, job, on_finish=lambda: rss.append(resident_mib()))

@@ -14,7 +14,7 @@ from torch import nn
 from dlbench.components import OPTIMIZERS
 from dlbench.data.memory import InMemoryLoader
 from dlbench.harness.grid import Cell
-from dlbench.harness.runner import build
+from dlbench.harness.plan import build
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 

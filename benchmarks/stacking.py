@@ -41,6 +41,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import STACKED
@@ -93,7 +94,7 @@ def sweep(stack: int) -> list[float]:
         if not args.fresh_store:
             MlflowClient(uri).search_experiments()  # creates the store's tables
         start = time.perf_counter()
-        run_study(spec, tracking=uri, devices="cpu", threads=2, stack=stack)
+        run_study(spec, RunOptions(tracking=uri, devices="cpu", threads=2, stack=stack))
         seconds = time.perf_counter() - start
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])

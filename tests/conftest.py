@@ -77,6 +77,7 @@ def grid_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _trained(factory: pytest.TempPathFactory, text: str, name: str) -> Iterator[Path]:
+    from dlbench.harness.options import RunOptions
     from dlbench.harness.spec import load_study
     from dlbench.harness.sweep import run_study
 
@@ -85,7 +86,7 @@ def _trained(factory: pytest.TempPathFactory, text: str, name: str) -> Iterator[
     os.chdir(folder)
     try:
         spec = load_study(write_study(folder, text, f"{name}.yaml"))
-        run_study(spec, tracking=uri_of(folder), devices="cpu")
+        run_study(spec, RunOptions(tracking=uri_of(folder), devices="cpu"))
         yield folder
     finally:
         os.chdir(old)

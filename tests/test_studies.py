@@ -14,6 +14,7 @@ import torch
 
 from conftest import uri_of
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.sweep import run_study
 from dlbench.report import collect
@@ -29,8 +30,8 @@ def _smoke(path: Path, folder: Path, devices: str) -> None:
     for source in _encoder_studies(spec):  # transfer studies load a pretext study's encoders
         pretext = load_study(STUDIES / f"{source.removesuffix('_smoke')}.yaml", smoke=True)
         assert pretext.name == source, f"{path.name} reads encoders of {source}"
-        run_study(pretext, tracking=uri_of(folder), devices=devices)
-    run_study(spec, tracking=uri_of(folder), devices=devices)
+        run_study(pretext, RunOptions(tracking=uri_of(folder), devices=devices))
+    run_study(spec, RunOptions(tracking=uri_of(folder), devices=devices))
     frame = collect.results(spec.name, uri_of(folder))
     unfinished = frame[~frame["outcome"].isin(["completed", "diverged"])]
     assert unfinished.empty, unfinished[["arm", "seed", "outcome", "error"]].to_string()

@@ -15,27 +15,27 @@ from dlbench.errors import ConfigError
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from dlbench.harness.options import RunOptions
     from dlbench.harness.spec import load_study
     from dlbench.harness.status import states, summary_table
     from dlbench.harness.sweep import Incomplete, run_study
 
     spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
     console = Console(stderr=True)
+    options = RunOptions(  # the flags, once, as the object every worker gets
+        tracking=args.tracking_uri,
+        storage=args.storage,
+        devices=args.devices,
+        workers=args.workers,
+        per_device=args.per_device,
+        threads=args.threads,
+        stack=args.stack,
+        compile_models=args.compile,
+        retry_failed=args.retry_failed,
+        heartbeat=args.heartbeat,
+    )
     try:
-        run_study(
-            spec,
-            tracking=args.tracking_uri,
-            optuna_storage=args.storage,
-            devices=args.devices,
-            workers=args.workers,
-            per_device=args.per_device,
-            threads=args.threads,
-            stack=args.stack,
-            compile_models=args.compile,
-            retry_failed=args.retry_failed,
-            heartbeat=args.heartbeat,
-            console=console,
-        )
+        run_study(spec, options, console=console)
     except Incomplete as err:  # `dlbench status` shows which cells are left
         print(f"dlbench: error: {err}", file=sys.stderr)
         return 1
@@ -124,7 +124,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from dlbench.harness.runner import checked_cells
+    from dlbench.harness.plan import checked_cells
     from dlbench.harness.spec import load_study
 
     for study in args.studies:

@@ -19,7 +19,7 @@ from dlbench.components.schedules import (
     scaled_lr,
 )
 from dlbench.errors import ConfigError
-from dlbench.systems.optimizers import CellOptimizer, StackOptimizer
+from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
 
 BASE = 0.4
 SPE = 8  # steps per epoch

@@ -159,7 +159,7 @@ def test_train_order_depends_on_seed_only() -> None:
 
 @pytest.mark.parametrize(("split", "n"), [("val", 359), ("test", 360)])
 def test_eval_loaders_are_one_unshuffled_batch(flat: DigitsDataModule, split: str, n: int) -> None:
-    loader = getattr(flat, f"{split}_dataloader")()
+    loader = flat.loader(split)
     ((xb, yb),) = list(loader)
     assert xb.shape == (n, 64)
     assert torch.equal(xb, flat.tensors[split][0])

@@ -203,7 +203,7 @@ def test_full_batch_and_eval_loaders() -> None:
     assert dm.batch_size == 60
     ((xb, yb),) = list(dm.loader("train"))
     assert sorted(yb.tolist()) == sorted(dm.tensors["train"][1].tolist())
-    ((xb, yb),) = list(dm.val_dataloader())
+    ((xb, yb),) = list(dm.loader("val"))
     assert torch.equal(xb, dm.tensors["val"][0]) and torch.equal(yb, dm.tensors["val"][1])
 
 

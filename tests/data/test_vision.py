@@ -28,6 +28,7 @@ from torchvision import datasets
 
 from dlbench.components import preprocessing as base
 from dlbench.data import InMemoryLoader
+from dlbench.data.lightning import LightningData
 from dlbench.data.vision import (
     CIFAR10DataModule,
     FashionMNISTDataModule,
@@ -258,7 +259,7 @@ def test_loaders_serve_the_tensors(case: tuple) -> None:
     assert [len(yb) for _, yb in batches] == [4, 4, 4, 3]
     labels = torch.cat([yb for _, yb in batches])
     assert sorted(labels.tolist()) == sorted(dm.tensors["train"][1].tolist())
-    ((xb, yb),) = list(dm.test_dataloader())
+    ((xb, yb),) = list(dm.loader("test"))
     assert torch.equal(xb, dm.tensors["test"][0]) and torch.equal(yb, dm.tensors["test"][1])
     full = loaded(cls, root, batch_size=None)
     assert full.batch_size == len(full.tensors["train"][0]) and len(full.loader("train")) == 1
@@ -463,6 +464,6 @@ def test_trainer_runs_prepare_data_setup_and_the_loaders(case: tuple) -> None:
         num_sanity_val_steps=0,
     )
     model = Probe()
-    trainer.fit(model, datamodule=dm)
-    trainer.test(model, datamodule=dm, verbose=False)
+    trainer.fit(model, datamodule=LightningData(dm))
+    trainer.test(model, datamodule=LightningData(dm), verbose=False)
     assert seen == [("train", 8), ("train", 7), ("val", VAL), ("test", N_TEST)]

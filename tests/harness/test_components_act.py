@@ -42,11 +42,12 @@ from dlbench.components import FAMILIES, LOSSES
 from dlbench.components.regularizers import Regularizer
 from dlbench.errors import ConfigError
 from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import build, system_of
+from dlbench.harness.plan import build
+from dlbench.harness.runner import system_of
 from dlbench.harness.settings import allowed_keys
 from dlbench.harness.spec import load_study, metrics_of
 from dlbench.problems import PROBLEMS, Setup
-from dlbench.systems import TrainingSystem
+from dlbench.systems.training import TrainingSystem
 
 BATCH = 16
 # Optimizer steps per probe: enough for momentum and Adam's betas to show, and for the

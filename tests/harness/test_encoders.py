@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from conftest import uri_of, write_study
 from dlbench.errors import ConfigError
 from dlbench.harness import encoders
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.models import ConvEncoder
@@ -95,11 +96,14 @@ def test_downstream_sweep_needs_its_pretext_study_then_loads_each_seeds_encoder(
         ConfigError,
         match=r"down.yaml: encoder: .*context seed 1 in study pre: run `dlbench run pre` first",
     ):
-        run_study(down, tracking=uri, devices="cpu")
+        run_study(down, RunOptions(tracking=uri, devices="cpu"))
     client = MlflowClient(uri)
     assert client.get_experiment_by_name("down") is None  # nothing half-written
-    run_study(load_study(write_study(workdir, PRETEXT, "pre.yaml")), tracking=uri, devices="cpu")
-    run_study(down, tracking=uri, devices="cpu")
+    run_study(
+        load_study(write_study(workdir, PRETEXT, "pre.yaml")),
+        RunOptions(tracking=uri, devices="cpu"),
+    )
+    run_study(down, RunOptions(tracking=uri, devices="cpu"))
     runs = {
         r.data.params["encoder"]: r
         for r in client.search_runs(

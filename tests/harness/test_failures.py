@@ -15,6 +15,7 @@ from dlbench.cli import main
 from dlbench.harness import mlflow_logger, status, sweep
 from dlbench.harness.failures import CellFailed, cell_training
 from dlbench.harness.mlflow_logger import BufferedMLFlowLogger
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.records import ERROR, ROLE
 
@@ -57,14 +58,14 @@ def test_an_error_in_dlbench_stops_the_sweep_and_leaves_its_cells_to_run(
 
     monkeypatch.setattr(mlflow_logger, "Metric", broken)
     with pytest.raises(KeyError, match="dlbench bug"):
-        sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
+        sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu", stack=1))
     assert {state for _, state in status.states(spec)} == {"missing"}  # no cell result
     (run,) = _runs(workdir, "tiny_smoke")  # the first cell's attempt, closed as killed
     assert run.info.status == "KILLED"
     assert run.data.tags[ERROR].startswith("stopped by an error in dlbench, not in the cell")
 
     monkeypatch.setattr(mlflow_logger, "Metric", real)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
+    done = sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu", stack=1))
     assert [d.outcome for d in done] == ["completed", "completed"]
 
 

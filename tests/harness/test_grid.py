@@ -68,7 +68,7 @@ def test_model_built_components_get_their_hyperparameters(workdir: Path) -> None
     """``{name: groupnorm, groups: 4}`` reaches the GroupNorm deep inside the model."""
     from torch import nn
 
-    from dlbench.harness.runner import build
+    from dlbench.harness.plan import build
 
     text = "name: g\nproblem: digits_mlp\nfixed: {epochs: 1, width: 32}\nseeds: [0]\n"
     text += "grid: {norm: [groupnorm, {name: groupnorm, groups: 4, label: g4}],"

@@ -15,6 +15,7 @@ from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.errors import ConfigError
 from dlbench.harness import search, storage
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.runner import train
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
@@ -38,7 +39,7 @@ def test_each_cell_is_tuned_and_its_result_is_the_best_trial(workdir: Path) -> N
     assert [u.label for u in units] == [
         f"{arm} s0 t{k}" for arm in ("momentum", "adam") for k in range(3)
     ]
-    run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu"))
 
     client = MlflowClient(uri_of(workdir))
     experiment = client.get_experiment_by_name("tiny_smoke")

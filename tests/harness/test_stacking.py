@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness import stacking
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import ARM, OUTCOME, ROLE, SECONDS, STACK_SECONDS, STACKED
@@ -95,7 +96,7 @@ def test_stacked_cells_log_what_they_log_alone(
     for stack, folder in ((0, workdir / "stacked"), (1, workdir / "alone")):
         folder.mkdir()
         monkeypatch.chdir(folder)  # each its own Optuna journal (runs/) too
-        run_study(load_study(path), tracking=uri_of(folder), devices="cpu", stack=stack)
+        run_study(load_study(path), RunOptions(tracking=uri_of(folder), devices="cpu", stack=stack))
         client = MlflowClient(uri_of(folder))
         for run in _runs(folder, "tiny"):
             history = client.get_metric_history(run.info.run_id, "val/loss")
@@ -112,7 +113,9 @@ def test_cells_that_cannot_stack_train_alone_and_say_why(workdir: Path) -> None:
     study = TINY_STUDY.replace("grid:\n", "grid:\n  batch_size: [64, 128]\n")
     study = study.replace(", batch_size: 128}", "}").replace("seeds: [0, 1]", "seeds: [0]")
     study = study.replace("    - {name: adam, lr: 0.01}\n", "")
-    run_study(load_study(write_study(workdir, study)), tracking=uri_of(workdir), devices="cpu")
+    run_study(
+        load_study(write_study(workdir, study)), RunOptions(tracking=uri_of(workdir), devices="cpu")
+    )
     runs = _runs(workdir, "tiny")
     assert len(runs) == 2
     for run in runs:
@@ -124,7 +127,9 @@ def test_cells_that_cannot_stack_train_alone_and_say_why(workdir: Path) -> None:
 def test_regularized_cells_stack_too(workdir: Path) -> None:
     """A regularizer's hooks act per member (systems.training): such cells stack."""
     study = TINY_STUDY.replace("batch_size: 128}", "batch_size: 128, regularizer: l2}")
-    run_study(load_study(write_study(workdir, study)), tracking=uri_of(workdir), devices="cpu")
+    run_study(
+        load_study(write_study(workdir, study)), RunOptions(tracking=uri_of(workdir), devices="cpu")
+    )
     runs = _runs(workdir, "tiny")
     assert {r.data.tags[STACKED] for r in runs} == {"4"}
     assert {r.data.tags[OUTCOME] for r in runs} == {"completed"}
@@ -138,7 +143,7 @@ def test_a_crashed_stack_trains_its_cells_again_alone_so_only_the_crashing_ones_
 
     monkeypatch.setattr(torch.optim.Adam, "step", boom)
     spec = load_study(write_study(workdir, TINY_STUDY))
-    done = run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    done = run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu"))
     outcomes = sorted((d.cell.arm_label, d.outcome) for d in done)
     assert outcomes == [("adam", "failed")] * 2 + [("sgd", "completed")] * 2
     runs = _runs(workdir, "tiny")

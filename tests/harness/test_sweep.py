@@ -18,6 +18,7 @@ from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.cli import main
 from dlbench.harness import runner, status, storage, sweep
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.records import ARM, CELL, OUTCOME, PARENT, ROLE, STACKED
 
@@ -72,7 +73,7 @@ def test_optuna_has_one_completed_trial_per_cell(tiny_run: Path) -> None:
 def test_running_a_finished_study_again_runs_nothing(tiny_run: Path) -> None:
     os.chdir(tiny_run)
     spec = load_study(tiny_run / "tiny.yaml")
-    assert sweep.run_study(spec, tracking=uri_of(tiny_run), devices="cpu") == []
+    assert sweep.run_study(spec, RunOptions(tracking=uri_of(tiny_run), devices="cpu")) == []
     assert len(_cell_runs(tiny_run, "tiny")) == 4
 
 
@@ -89,7 +90,7 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(torch.optim.Adam, "step", boom)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
+    done = sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu", stack=1))
     assert [d.outcome for d in done] == ["diverged", "failed"]
     runs = {r.data.params["optimizer"]: r for r in _cell_runs(workdir, "tiny_smoke")}
     assert runs["sgd"].data.tags[OUTCOME] == "diverged" and runs["sgd"].info.status == "FINISHED"
@@ -98,13 +99,13 @@ def test_diverged_and_crashed_cells_are_results_and_the_sweep_goes_on(
     assert runs["adam"].data.tags["dlbench.error"] == "RuntimeError: boom"
     # Both are final: running again does not retry them.
     monkeypatch.setattr(torch.optim.Adam, "step", real)
-    assert sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1) == []
+    assert sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu", stack=1)) == []
     found = {cell.arm_label: state for cell, state in status.states(spec)}
     assert found == {"sgd": "diverged", "adam": "failed"}
 
     # --retry-failed runs the crashed cell once more (it now completes); diverged stays.
     again = sweep.run_study(
-        spec, tracking=uri_of(workdir), devices="cpu", retry_failed=True, stack=1
+        spec, RunOptions(tracking=uri_of(workdir), devices="cpu", retry_failed=True, stack=1)
     )
     assert [(d.cell.arm_label, d.outcome) for d in again] == [("adam", "completed")]
     found = {cell.arm_label: state for cell, state in status.states(spec)}
@@ -122,7 +123,7 @@ def test_cuda_out_of_memory_fails_the_cell_and_the_worker_carries_on(
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(torch.optim.SGD, "step", oom)
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu", stack=1)
+    done = sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu", stack=1))
     assert [(d.cell.arm_label, d.outcome) for d in done] == [
         ("sgd", "failed"),
         ("adam", "completed"),
@@ -209,7 +210,7 @@ def test_a_cell_with_every_training_component_runs_through_the_harness(workdir: 
     seeds: [0]
     """
     spec = load_study(write_study(workdir, text))
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    done = sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu"))
     assert [d.outcome for d in done] == ["completed", "completed"]
     run = next(r for r in _cell_runs(workdir, "wired") if r.data.params["regularizer"] == "l2")
     params = run.data.params
@@ -227,7 +228,7 @@ def test_precision_is_a_setting_bf16_trains_close_to_32_bit(workdir: Path) -> No
     seeds: [0, 1]
     """
     spec = load_study(write_study(workdir, text))
-    done = sweep.run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    done = sweep.run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu"))
     assert {d.outcome for d in done} == {"completed"}
     runs = {
         (r.data.params["precision"], r.data.params["seed"]): r.data.metrics
@@ -264,7 +265,10 @@ def test_compiled_models_train_as_eager_ones(
         folder.mkdir()
         monkeypatch.chdir(folder)  # its own Optuna journal (runs/)
         sweep.run_study(
-            spec, tracking=uri_of(folder), devices="cpu", stack=stack, compile_models=compile_models
+            spec,
+            RunOptions(
+                tracking=uri_of(folder), devices="cpu", stack=stack, compile_models=compile_models
+            ),
         )
         runs = _cell_runs(folder, "compiled")
         assert {r.data.tags.get(runner.COMPILED) for r in runs} == {

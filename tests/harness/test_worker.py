@@ -17,6 +17,7 @@ from optuna.trial import Trial
 from conftest import TINY_STUDY, uri_of, write_study
 from dlbench.harness import storage, worker
 from dlbench.harness.grid import expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.sweep import run_study
 from dlbench.harness.tracking import Tracker, local_server
@@ -104,7 +105,7 @@ def test_two_workers_cover_the_grid_exactly_once_when_one_is_killed(workdir: Pat
     alone = workdir / "alone"
     alone.mkdir()
     os.chdir(alone)
-    run_study(load_study(path), tracking=uri_of(alone), devices="cpu")
+    run_study(load_study(path), RunOptions(tracking=uri_of(alone), devices="cpu"))
     by_cell = {r.data.tags[CELL]: r.data.metrics for r in _runs(alone, "tiny")}
     for run in completed:
         for key in ("train/loss", "val/loss", "val/acc", "test/acc"):
@@ -180,8 +181,9 @@ def _dead_pid() -> int:
 def _work(spec: StudySpec, folder: Path) -> None:
     """One in-process worker on ``spec`` until every cell is settled."""
     job = worker.Job(
-        study=spec.source, smoke=False, overrides=[], storage=None, tracking=uri_of(folder),
-        accelerator="cpu", devices=None, threads=1, retry_before=0, workers=1, heartbeat=0,
+        study=spec.source, smoke=False, overrides=[],
+        options=RunOptions(tracking=uri_of(folder), heartbeat=0),
+        accelerator="cpu", devices=None, threads=1, retry_before=0, workers=1,
     )  # fmt: skip
     worker.work(spec, job)
 
@@ -233,7 +235,9 @@ def test_the_last_cell_killed_after_its_outcome_is_concluded_by_the_next_sweep(
     trial.set_user_attr(storage.PID, _dead_pid())
     storage.record(trial, "completed", 0.5)  # ...and it died here
 
-    assert run_study(spec, tracking=uri_of(workdir), devices="cpu") == []  # nothing trained
+    assert (
+        run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu")) == []
+    )  # nothing trained
     run = MlflowClient(uri_of(workdir)).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags[OUTCOME] == "completed"
     assert study.get_trials()[trial.number].state == optuna.trial.TrialState.COMPLETE
@@ -260,7 +264,7 @@ def test_a_run_whose_trial_failed_before_it_was_closed_is_closed_by_the_next_swe
     spec, study, trial, run_id = _attempt(workdir, TINY_STUDY)
     storage.release(study, trial)  # ...and the reaper died here
 
-    run_study(spec, tracking=uri_of(workdir), devices="cpu")
+    run_study(spec, RunOptions(tracking=uri_of(workdir), devices="cpu"))
     closed = MlflowClient(uri_of(workdir)).get_run(run_id)
     assert closed.info.status == "KILLED" and "stopped" in closed.data.tags[ERROR]
     _assert_exactly_once(workdir, Path(spec.source))

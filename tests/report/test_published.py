@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_STUDY, uri_of, write_study
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.records import Reference
@@ -65,7 +66,7 @@ def referenced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.chdir(folder)  # the Optuna journal goes to runs/ here
     try:
         spec = load_study(write_study(folder, text, "refs.yaml"))
-        run_study(spec, tracking=uri_of(folder), devices="cpu")
+        run_study(spec, RunOptions(tracking=uri_of(folder), devices="cpu"))
     finally:
         os.chdir(old)
     render("refs", out=folder / "report", tracking=uri_of(folder))

@@ -11,6 +11,7 @@ import dlbench
 from browser import Browser
 from conftest import GRID_STUDY, uri_of, write_study
 from dlbench.errors import ConfigError
+from dlbench.harness.options import RunOptions
 from dlbench.harness.spec import load_study
 from dlbench.harness.sweep import run_study
 from dlbench.report import figures
@@ -156,7 +157,8 @@ def test_scaling_study_gets_the_sensitivity_figure(workdir: Path) -> None:
     from dlbench.harness.sweep import run_study
 
     run_study(
-        load_study(write_study(workdir, SCALING_STUDY)), tracking=uri_of(workdir), devices="cpu"
+        load_study(write_study(workdir, SCALING_STUDY)),
+        RunOptions(tracking=uri_of(workdir), devices="cpu"),
     )
     index = render("scaling", out=workdir / "report", tracking=uri_of(workdir))
     text = index.read_text()
@@ -180,7 +182,9 @@ def test_a_study_where_nothing_completed_still_renders(workdir: Path) -> None:
         .replace("    - {name: adam, lr: 0.01}\n", "")
         .replace("    - {better: {optimizer: sgd}, than: {optimizer: sgd-hot}}\n", "")
     )
-    run_study(load_study(write_study(workdir, text)), tracking=uri_of(workdir), devices="cpu")
+    run_study(
+        load_study(write_study(workdir, text)), RunOptions(tracking=uri_of(workdir), devices="cpu")
+    )
     page = render("hot", out=workdir / "report", tracking=uri_of(workdir)).read_text()
     assert "4 cells: 4 diverged." in page and "No cell has completed yet." in page
     assert page.count("| diverged | 1 | non-finite training loss") == 4

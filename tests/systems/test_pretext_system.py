@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from dlbench.components import AUGMENTATIONS, LOSSES, PRETEXTS
 from dlbench.data import InMemoryDataModule
+from dlbench.data.lightning import LightningData
 from dlbench.errors import ConfigError
-from dlbench.models import ConvEncoder, EncoderClassifier
-from dlbench.systems import Member, PretextNet, TrainingSystem
-from dlbench.systems.optimizers import CellOptimizer
+from dlbench.models import ConvEncoder, EncoderClassifier, PretextNet
+from dlbench.systems.optimizer import CellOptimizer
+from dlbench.systems.training import Member, TrainingSystem
 
 
 class Shapes(InMemoryDataModule):
@@ -47,7 +48,7 @@ def _fit(system: L.LightningModule, data: InMemoryDataModule, epochs: int = 2) -
         enable_checkpointing=False,
         enable_model_summary=False,
     )
-    trainer.fit(system, datamodule=data)
+    trainer.fit(system, datamodule=LightningData(data))
     return trainer
 
 

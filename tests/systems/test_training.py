@@ -6,10 +6,11 @@ running statistics; augmentations, label-mixing included; a schedule with warmup
 pretext tasks). Each case stacks four cells (two optimizers, two seeds) and trains each
 of them alone too: every logged value, and where each member ended, must agree.
 
-The contract runs in float64, where the two agree to float32 rounding of the epoch summaries: in float32 a vectorized
-convolution rounds differently from a lone one, and Adam amplifies that rounding to
-about 1e-3 in val/loss within three epochs (the same seeds in float64 agree exactly),
-which would hide a real difference in how a member is trained.
+The contract runs in float64, where the two agree to the float32 rounding of the epoch
+summaries: in float32 a vectorized convolution rounds differently from a lone one, and
+Adam amplifies that rounding to about 1e-3 in val/loss within three epochs (the same
+seeds in float64 agree exactly), which would hide a real difference in how a member
+is trained.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import torch
 
 from conftest import write_study
 from dlbench.components import LOSSES
+from dlbench.data.lightning import LightningData
 from dlbench.errors import ConfigError
 from dlbench.harness import stacking
 from dlbench.harness.grid import Cell, expand
-from dlbench.harness.runner import build, fit, system_of
+from dlbench.harness.plan import build
+from dlbench.harness.runner import fit, system_of
 from dlbench.harness.spec import load_study
 from dlbench.models import MLP
 from dlbench.problems import PROBLEMS
-from dlbench.systems import Member, TrainingSystem
-from dlbench.systems.optimizers import CellOptimizer
-from dlbench.systems.training import DIVERGED, STOPPED, TRAINING
+from dlbench.systems.optimizer import CellOptimizer
+from dlbench.systems.training import DIVERGED, STOPPED, TRAINING, Member, TrainingSystem
 
 EMBEDDED = [e.name for e in PROBLEMS if not e.name.startswith(("mnist_", "fmnist_", "cifar10_"))]
 # Small versions of the problems, so each case trains in about a second.
@@ -166,8 +168,8 @@ def _fit_digits(system: TrainingSystem, epochs: int) -> None:
         num_sanity_val_steps=0,
     )
     data = DigitsDataModule(batch_size=64, layout="flat", seed=0)
-    trainer.fit(system, datamodule=data)
-    trainer.test(system, datamodule=data, verbose=False)
+    trainer.fit(system, datamodule=LightningData(data))
+    trainer.test(system, datamodule=LightningData(data), verbose=False)
 
 
 def test_a_diverging_member_is_frozen_where_it_diverged_and_the_others_train_on() -> None:

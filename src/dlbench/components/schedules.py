@@ -3,7 +3,7 @@
 A schedule is a *multiplier* of the optimizer's learning rate as a function of the
 optimizer step, so the study's ``lr`` is the peak and every schedule starts at 1.
 The training engine applies it at every optimizer step, not per epoch
-(``systems.optimizers.StackOptimizer.step``): warmup and cosine are then smooth curves
+(``systems.optimizer.StackOptimizer.step``): warmup and cosine are then smooth curves
 rather than staircases, and a run of N epochs has the same shape in epochs whatever the batch
 size (a bigger batch only means fewer, larger steps along the same curve).
 

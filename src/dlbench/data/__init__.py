@@ -1,4 +1,4 @@
-"""LightningDataModules: embedded digits, generated MNIST-1D, seeded synthetic problems,
+"""Data modules: embedded digits, generated MNIST-1D, seeded synthetic problems,
 torchvision datasets.
 
 All serve in-memory tensors through ``InMemoryLoader`` (no DataLoader workers).

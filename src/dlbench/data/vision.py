@@ -1,4 +1,5 @@
-"""MNIST, Fashion-MNIST and CIFAR-10 as in-memory LightningDataModules.
+"""MNIST, Fashion-MNIST and CIFAR-10 as in-memory data modules (``data.lightning`` adapts
+them for a Trainer).
 
 The files come from torchvision's downloaders (``prepare_data``, only when
 ``download`` is on and the files are missing); ``setup`` reads them once into uint8

@@ -29,7 +29,8 @@ from rich.progress import (
 from dlbench.harness import devices as device_plan
 from dlbench.harness import encoders, process, storage, worker
 from dlbench.harness.grid import Cell
-from dlbench.harness.runner import checked_cells
+from dlbench.harness.options import RunOptions
+from dlbench.harness.plan import checked_cells
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.tracking import Tracker, shared_store
 from dlbench.records import CELL, ERROR, OUTCOME, SECONDS, tracking_uri
@@ -54,31 +55,21 @@ class Settled:
 
 
 def run_study(
-    spec: StudySpec,
-    *,
-    tracking: str | None = None,
-    optuna_storage: str | None = None,
-    devices: str = "auto",
-    workers: int | None = None,
-    per_device: int = 1,
-    threads: int = 1,
-    stack: int = 0,
-    compile_models: bool = False,
-    retry_failed: bool = False,
-    heartbeat: int = storage.HEARTBEAT_INTERVAL,
-    console: Console | None = None,
+    spec: StudySpec, options: RunOptions | None = None, console: Console | None = None
 ) -> list[Settled]:
-    """Run every unsettled cell of ``spec`` on the given devices; returns what settled now."""
+    """Run every unsettled cell of ``spec`` as ``options`` say; returns what settled now."""
     process.setup()
+    options = options or RunOptions()
     console = console or Console(stderr=True)
-    uri = tracking_uri(tracking)
+    uri = tracking_uri(options.tracking)
+    optuna_storage, heartbeat = options.storage, options.heartbeat
     slots = device_plan.plan(
-        devices,
-        workers=workers,
-        per_device=per_device,
+        options.devices,
+        workers=options.workers,
+        per_device=options.per_device,
         gpu_count=torch.cuda.device_count(),
         cores=device_plan.usable_cores(),
-        threads=threads,
+        threads=options.threads,
     )
     cells = checked_cells(spec)
     encoders.check_available(cells, uri, spec.source)  # pre-trained ones must exist already
@@ -95,7 +86,7 @@ def run_study(
     # (worker.work); close_stale closes MLflow runs left RUNNING by attempts that are over.
     tracker.reap(study)
     tracker.close_stale(study, storage.STOPPED)
-    retry_before = len(study.get_trials(deepcopy=False)) if retry_failed else 0
+    retry_before = len(study.get_trials(deepcopy=False)) if options.retry_failed else 0
     todo = storage.pending(study, cells, retry_before)
     monitor = Monitor(study, cells, spec.objective.metric)
     where = optuna_storage or storage.journal_path(spec.name)
@@ -117,17 +108,13 @@ def run_study(
                 study=spec.source,
                 smoke=spec.smoke,
                 overrides=list(spec.overrides),
-                storage=optuna_storage,
-                tracking=shared,
+                options=options.with_tracking(shared),
                 accelerator=slot.accelerator,
                 devices=[int(gpu) if in_process else 0] if gpu else None,
                 threads=slot.threads,
                 retry_before=retry_before,
                 workers=len(slots),
-                heartbeat=heartbeat,
                 launcher_pid=None if in_process else os.getpid(),
-                stack=stack,
-                compile_models=compile_models,
             )
 
         crashed: list[str] = []

@@ -29,6 +29,7 @@ from optuna.trial import Trial
 from dlbench.harness import process, search, stacking, storage
 from dlbench.harness.failures import CellFailed
 from dlbench.harness.grid import Cell, expand
+from dlbench.harness.options import RunOptions
 from dlbench.harness.runner import COMPILED, Result, train
 from dlbench.harness.spec import StudySpec, load_study
 from dlbench.harness.tracking import Tracker
@@ -41,22 +42,24 @@ POLL = 2.0
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a worker process needs, passed as JSON on its command line."""
+    """Everything a worker process needs, passed as JSON on its command line: the study,
+    the run's options, and this worker's own slot."""
 
     study: str  # the study file, re-read by the worker
     smoke: bool
     overrides: list[str]
-    storage: str | None
-    tracking: str
+    options: RunOptions  # its tracking URI is the one this worker writes to
     accelerator: str
     devices: list[int] | None  # Lightning's devices for a GPU worker
     threads: int
     retry_before: int
     workers: int
-    heartbeat: int
     launcher_pid: int | None = None
-    stack: int = 0  # cells trained at once (systems.training): 0 auto, 1 one at a time
-    compile_models: bool = False  # torch.compile each model (runner.compiled)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        fields = json.loads(text)
+        return cls(**{**fields, "options": RunOptions(**fields["options"])})
 
 
 def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None) -> None:
@@ -66,11 +69,11 @@ def work(spec: StudySpec, job: Job, on_finish: Callable[[], None] = lambda: None
     study = storage.open_study(
         spec.name,
         spec.objective.direction,
-        job.storage,
+        job.options.storage,
         workers=job.workers,
-        heartbeat=job.heartbeat,
+        heartbeat=job.options.heartbeat,
     )
-    tracker = Tracker(spec, job.tracking, attach=True)
+    tracker = Tracker(spec, job.options.tracking, attach=True)
     while _launcher_alive(job):
         tracker.reap(study)
         todo = storage.pending(study, cells.values(), job.retry_before)
@@ -109,7 +112,7 @@ def _claim_more(
     """``first`` and, room permitting, more waiting cells to stack with it (``stacking``)."""
     claimed: Claimed = []
     trial: Trial | None = first
-    room = 1 if spec.search else stacking.limit(job.stack, todo, job.workers)
+    room = 1 if spec.search else stacking.limit(job.options.stack, todo, job.workers)
     while trial is not None:
         cell = cells.get(trial.user_attrs[CELL])
         if cell is None:  # queued by a run of a different version of the study file
@@ -134,7 +137,7 @@ def _run_group(
     if len(pairs) == 1:
         note = (
             "stacking is off (--stack 1)"
-            if job.stack == 1
+            if job.options.stack == 1
             else (
                 "search trials are tuned one at a time"
                 if spec.search
@@ -177,11 +180,11 @@ def _train(
         cells,
         spec.objective,
         run_ids=run_ids,
-        tracking_uri=job.tracking,
+        tracking_uri=job.options.tracking,
         accelerator=job.accelerator,
         devices=job.devices,
         pruning=pruning,
-        compile_models=job.compile_models,
+        compile_models=job.options.compile_models,
     )
 
 
@@ -270,7 +273,7 @@ def _start(
 
 
 def _compiled_tag(job: Job) -> dict[str, str]:
-    return {COMPILED: "true"} if job.compile_models else {}
+    return {COMPILED: "true"} if job.options.compile_models else {}
 
 
 def _record(
@@ -304,7 +307,7 @@ def _launcher_alive(job: Job) -> bool:
 
 def main(argv: list[str]) -> int:
     process.setup()
-    job = Job(**json.loads(argv[0]))
+    job = Job.from_json(argv[0])
     spec = load_study(job.study, smoke=job.smoke, overrides=job.overrides)
     try:
         work(spec, job)

@@ -3,7 +3,7 @@
 from dlbench.models.autoencoder import AutoEncoder
 from dlbench.models.cnn import CNN, MinPool2d
 from dlbench.models.conv1d import Conv1dNet
-from dlbench.models.encoder import ConvEncoder, EncoderClassifier
+from dlbench.models.encoder import ConvEncoder, EncoderClassifier, PretextNet
 from dlbench.models.linear import LinearRegression, LogisticRegression, SoftmaxRegression
 from dlbench.models.mlp import MLP, gated_width
 from dlbench.models.resnet import BasicBlock, ResNet
@@ -20,6 +20,7 @@ __all__ = [
     "LinearRegression",
     "LogisticRegression",
     "MinPool2d",
+    "PretextNet",
     "ResNet",
     "SequenceModel",
     "SoftmaxRegression",

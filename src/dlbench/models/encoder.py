@@ -11,9 +11,10 @@ probe on frozen features), its last k blocks, or all of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
+import torch
 from torch import Tensor, nn
 
 from dlbench.components import INITIALIZERS
@@ -108,3 +109,17 @@ class EncoderClassifier(nn.Module):
         for block in self.frozen:
             block.eval()
         return self
+
+
+class PretextNet(nn.Module):
+    """A pretext cell's trained parts as one module: ``model.encoder`` and the task
+    (``components.pretext``), which turns a batch of images into (logits, targets)."""
+
+    def __init__(self, model: EncoderClassifier, task: nn.Module):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(
+        self, images: Tensor, view: Callable[[Tensor], Tensor] | None, draws: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        return self.task(self.model.encoder, images, view, draws)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 from torch import nn
 
 from dlbench.components import REGULARIZERS
+from dlbench.data.base import InMemoryDataModule
 from dlbench.errors import ConfigError
 from dlbench.registry import Named, Registry
 
@@ -40,7 +40,7 @@ class Setup:
     ``encoder_study``) or an MLflow run id; the harness fetches them before training.
     """
 
-    datamodule: L.LightningDataModule
+    datamodule: InMemoryDataModule
     model: nn.Module
     reconstruct: bool = False
     pretext: nn.Module | None = None

@@ -1,8 +1,6 @@
 """LightningModules: systems built from plain ``nn.Module``s (Lightning's rule).
 
-One engine (``training.TrainingSystem``) trains K >= 1 cells as members of a stack.
+One engine, ``systems.training.TrainingSystem``, trains K >= 1 cells as members of a
+stack (``systems.stack``, ``systems.optimizer``). Nothing is imported here, so what
+needs only the stack or the optimizers does not load Lightning.
 """
-
-from dlbench.systems.training import Member, PretextNet, TrainingSystem
-
-__all__ = ["Member", "PretextNet", "TrainingSystem"]

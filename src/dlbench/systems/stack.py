@@ -4,12 +4,14 @@ Any model a problem builds stacks, without a stacked twin of it: its parameters 
 buffers are stacked along a new leading dimension (member k's slice is its own), and
 one call evaluates every member with ``torch.func.functional_call``:
 
-- *vectorized* (``torch.func.vmap``): one batched call for all K, for models whose
-  forward draws nothing at random and whose layers have a batching rule (Linear and
-  Conv layers, norms with per-member running statistics);
+- *vectorized* (``torch.func.vmap``): one batched call for all K (K > 1), for models
+  whose forward draws nothing at random and whose layers have a batching rule (Linear
+  and Conv layers, norms with per-member running statistics);
 - *looped*: member by member, on views of its slices, for everything else (dropout,
   a pretext task's draws, GRU/LSTM, which have no batching rule). The members still
   share one optimizer step, one epoch loop and one Lightning fit.
+
+A stack of one (a cell alone) is its member's own module, called as it is.
 
 Each member keeps its own random stream (``Streams``): the global RNG is swapped to
 member k's state around whatever it draws (dropout masks, weight noise, augmentation),
@@ -74,19 +76,26 @@ class ModelStack(nn.Module):
             raise ValueError(f"cannot stack these models: {reason}")
         self.k = len(models)
         self.members = list(models)  # a plain list: not submodules; re-pointed by bind()
-        # The structure every call runs (its own tensors are the stacked ones, below);
-        # train/eval modes, frozen blocks' included, follow the system's.
-        self.net = copy.deepcopy(models[0])
         self.param_names = [n for n, _ in models[0].named_parameters()]
         self.buffer_names = [n for n, _ in models[0].named_buffers()]
-        for name in self.param_names:
+        # A stack of one is its member's module itself: its tensors are the member's
+        # (no leading dimension) and a call is a plain forward, so a cell alone costs
+        # what its model costs (functional_call's swapping would add ~0.1 ms a step).
+        self.single = self.k == 1
+        # The structure every call runs (its own tensors are the stacked ones, below);
+        # train/eval modes, frozen blocks' included, follow the system's.
+        self.net = models[0] if self.single else copy.deepcopy(models[0])
+        for name in [] if self.single else self.param_names:
             values = [dict(m.named_parameters())[name] for m in models]
             stacked = torch.stack([v.detach() for v in values])
             _set(self.net, name, nn.Parameter(stacked, values[0].requires_grad), "parameters")
-        for name in self.buffer_names:
+        for name in [] if self.single else self.buffer_names:
             stacked = torch.stack([dict(m.named_buffers())[name] for m in models])
             _set(self.net, name, stacked, "buffers")
-        self.vectorize = vectorizable(models[0]) if vectorize is None else vectorize
+        # One member runs its module's own kernels: vmap only pays across members.
+        self.vectorize = (
+            (not self.single and vectorizable(models[0])) if vectorize is None else vectorize
+        )
         self._batched = vmap(self._call, in_dims=(0, 0, 0), randomness="error")
         self._shared = vmap(self._call, in_dims=(0, 0, None), randomness="error")
 
@@ -105,6 +114,8 @@ class ModelStack(nn.Module):
 
     def bind(self) -> None:
         """Point each member's own module at views of its slices (after any device move)."""
+        if self.single:
+            return  # the member's module is the stack's
         for k, member in enumerate(self.members):
             for name, stacked in zip(self.param_names, self.stacked_parameters(), strict=True):
                 _set(
@@ -117,13 +128,17 @@ class ModelStack(nn.Module):
     def snapshot(self, k: int) -> list[Tensor]:
         """Member ``k``'s tensors, copied: ``restore`` freezes it at them."""
         tensors = [*self.stacked_parameters(), *self.stacked_buffers()]
-        return [t.detach()[k].clone() for t in tensors]
+        return [self._of(t.detach(), k).clone() for t in tensors]
 
     @torch.no_grad()
     def restore(self, k: int, saved: list[Tensor]) -> None:
         tensors = [*self.stacked_parameters(), *self.stacked_buffers()]
         for t, value in zip(tensors, saved, strict=True):
-            t[k].copy_(value)
+            self._of(t, k).copy_(value)
+
+    def _of(self, stacked: Tensor, k: int) -> Tensor:
+        """Member ``k``'s slice of a stack tensor (a stack of one has no leading dim)."""
+        return stacked if self.single else stacked[k]
 
     # -- evaluation ----------------------------------------------------------------------
     def _call(self, params: dict[str, Tensor], buffers: dict[str, Tensor], *args: Any) -> Any:
@@ -137,6 +152,9 @@ class ModelStack(nn.Module):
     def forward(self, x: Tensor, *, shared: bool = False, streams: Streams | None = None) -> Tensor:
         """Every member's output on its own inputs ``x`` (K, B, ...), or on the same
         inputs (B, ...) when ``shared``; looped members draw from ``streams``."""
+        if self.single:
+            with streams.of(0) if streams is not None else contextlib.nullcontext():
+                return self.net(x if shared else x[0])[None]
         if self.vectorize:
             params = dict(zip(self.param_names, self.stacked_parameters(), strict=True))
             buffers = dict(zip(self.buffer_names, self.stacked_buffers(), strict=True))
@@ -150,8 +168,11 @@ class ModelStack(nn.Module):
         own slices; inside member k's random stream when ``streams`` is given."""
         out = []
         for k in range(self.k):
-            params, buffers = self._slices(k)
-            call = lambda *args, p=params, b=buffers: self._call(p, b, *args)  # noqa: E731
+            if self.single:
+                call: Callable[..., Any] = self.net
+            else:
+                params, buffers = self._slices(k)
+                call = lambda *args, p=params, b=buffers: self._call(p, b, *args)  # noqa: E731
             with streams.of(k) if streams is not None else contextlib.nullcontext():
                 out.append(fn(k, call))
         return out

@@ -40,7 +40,7 @@ from dlbench.components.losses import Loss
 from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import Multiplier
 from dlbench.data.memory import InMemoryLoader
-from dlbench.systems.optimizers import CellOptimizer, StackOptimizer
+from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
 from dlbench.systems.stack import ModelStack, Streams
 
 # (steps_per_epoch, epochs) -> the lr multiplier of each step (schedule x warmup)
@@ -58,7 +58,7 @@ TRAINING, STOPPED, DIVERGED, PRUNED = "training", "stopped", "diverged", "pruned
 class Member:
     """One cell in a stack: what is its own."""
 
-    model: nn.Module  # as built from the cell's seed; a pretext cell's: PretextNet
+    model: nn.Module  # as built from the cell's seed; a pretext cell's: models.PretextNet
     optimizer: CellOptimizer
     seed: int  # also its batch order's
     rng: Tensor = field(default_factory=Streams.current)  # its global-RNG stream's start
@@ -67,17 +67,6 @@ class Member:
     history: dict[str, list[float]] = field(default_factory=dict)
     status: str = TRAINING
     ended: tuple[int, int] | None = None  # (epoch, step) where it diverged / stopped
-
-
-class PretextNet(nn.Module):
-    """A pretext cell's trained parts as one module: ``model.encoder`` + the task."""
-
-    def __init__(self, model: nn.Module, task: nn.Module):
-        super().__init__()
-        self.model, self.task = model, task
-
-    def forward(self, images: Tensor, view: Any, draws: torch.Generator) -> tuple[Tensor, Tensor]:
-        return self.task(self.model.encoder, images, view, draws)
 
 
 def summarize_epoch(stage: str, batches: list[Batch]) -> list[tuple[dict[str, float], int | None]]:

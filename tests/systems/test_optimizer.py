@@ -13,7 +13,7 @@ from torch import nn
 
 from dlbench.components import OPTIMIZERS
 from dlbench.models import MLP
-from dlbench.systems.optimizers import CellOptimizer, StackOptimizer
+from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
 from dlbench.systems.stack import ModelStack
 
 K, B = 3, 16

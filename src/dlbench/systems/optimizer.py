@@ -37,7 +37,7 @@ class CellOptimizer:
 class _Group:
     where: slice
     optimizer: Optimizer
-    views: list[nn.Parameter]
+    views: list[nn.Parameter]  # slices of the stacked tensors, or those tensors
     lr: float | None  # the members' lr when they share it, else None (step at 1, rescale)
 
 
@@ -51,11 +51,15 @@ class StackOptimizer:
         self.groups: list[_Group] = []
         start = 0
         key = lambda c: (c.name, sorted(c.hparams.items()))  # noqa: E731
-        for (name, hparams), run in groupby(self.members, key=key):
-            where = slice(start, start + len(list(run)))
-            views = [nn.Parameter(p.data[where]) for p in self.stacked]
+        runs = [(k, len(list(run))) for k, run in groupby(self.members, key=key)]
+        for (name, hparams), size in runs:
+            where = slice(start, start + size)
             lrs = {c.lr for c in self.members[where]}
             lr = lrs.pop() if len(lrs) == 1 else None
+            # One group with one lr: its optimizer steps the stacked tensors themselves
+            # (also what a stack of one, whose tensors have no member dimension, needs).
+            whole = len(runs) == 1 and lr is not None
+            views = self.stacked if whole else [nn.Parameter(p.data[where]) for p in self.stacked]
             optimizer = OPTIMIZERS.create(
                 name, views, lr=1.0 if lr is None else lr, **dict(hparams)
             )
@@ -80,7 +84,8 @@ class StackOptimizer:
         before = [p.detach().clone() for p in self.stacked] if self._rescale else []
         for group in self.groups:
             for view, p in zip(group.views, self.stacked, strict=True):
-                view.grad = None if p.grad is None else p.grad[group.where]
+                if view is not p:
+                    view.grad = None if p.grad is None else p.grad[group.where]
             for options in group.optimizer.param_groups:
                 options["lr"] = (1.0 if group.lr is None else group.lr) * multiplier
             group.optimizer.step()
