@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -228,3 +233,30 @@ def test_upsampled_images_keep_the_standardized_pixels_average() -> None:
     big = DigitsDataModule(layout="image", image_size=24).tensors["train"][0]
     assert big.shape == (1078, 1, 24, 24)
     assert torch.allclose(big.mean(), small.mean(), atol=0.02)
+
+
+def test_the_split_is_cached_on_disk_and_read_back_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
+    digits_splits.cache_clear()
+    try:
+        made = digits_splits()  # with scikit-learn, then written
+        (path,) = tmp_path.glob("digits-split0-sklearn*.npz")
+        digits_splits.cache_clear()
+        read = digits_splits()  # from the file
+        for split in ("train", "val", "test"):
+            for a, b in zip(made[split], read[split], strict=True):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+        # A later process reads the file and never imports scikit-learn (0.8 s).
+        code = (
+            "import sys; from dlbench.data.digits import digits_splits; digits_splits(); "
+            "assert 'sklearn' not in sys.modules"
+        )
+        env = {**os.environ, "DLBENCH_CACHE": str(tmp_path)}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        path.write_bytes(b"not an npz")  # a corrupt file is made again
+        digits_splits.cache_clear()
+        assert np.array_equal(digits_splits()["test"][1], made["test"][1])
+    finally:
+        digits_splits.cache_clear()

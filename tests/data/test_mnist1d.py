@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from dlbench.data import MNIST1DDataModule
-from dlbench.data.mnist1d import GENERATION, cache_dir, clear_memory_cache, mnist1d_arrays
+from dlbench.data.cache import cache_dir
+from dlbench.data.mnist1d import GENERATION, clear_memory_cache, mnist1d_arrays
 from dlbench.errors import ConfigError
 
 # The package's split of its 5,000 signals (seed 42): 500 per class in all, not balanced

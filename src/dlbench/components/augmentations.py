@@ -32,9 +32,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms import v2
 
-from dlbench.components.mixing import Augmentation, cutmix, mixup
+from dlbench.components.mixing import (
+    Augmentation,
+    cutmix,
+    mixup,
+    on_first_call,
+    torchvision_v2,
+)
 from dlbench.errors import ConfigError
 from dlbench.registry import Registry
 
@@ -312,7 +317,8 @@ def random_erasing(
     _require(0 <= p <= 1, "random_erasing", f"p must be in [0, 1], got {p}")
     lo, hi = _range("random_erasing", "scale", scale)
     _require(lo >= 0 and hi <= 1, "random_erasing", f"scale must lie in [0, 1], got {list(scale)}")
-    erase = v2.RandomErasing(p=p, scale=(lo, hi), ratio=_range("random_erasing", "ratio", ratio))
+    ratios = _range("random_erasing", "ratio", ratio)
+    erase = on_first_call(lambda: torchvision_v2().RandomErasing(p=p, scale=(lo, hi), ratio=ratios))
 
     def apply(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return torch.stack([erase(image) for image in x]), y
@@ -349,8 +355,10 @@ def augmix(
     _require(1 <= severity <= 10, "augmix", f"severity must be in [1, 10], got {severity}")
     _require(mixture_width >= 1, "augmix", f"mixture_width must be >= 1, got {mixture_width}")
     _require(alpha > 0, "augmix", f"alpha must be > 0, got {alpha}")
-    mix = v2.AugMix(
-        severity=severity, mixture_width=mixture_width, chain_depth=chain_depth, alpha=alpha
+    mix = on_first_call(
+        lambda: torchvision_v2().AugMix(
+            severity=severity, mixture_width=mixture_width, chain_depth=chain_depth, alpha=alpha
+        )
     )
 
     def apply(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,9 +10,9 @@ mix of two one-hot rows, so the loss must take soft targets (``F.cross_entropy``
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor
-from torchvision.transforms import v2
 
 from dlbench.errors import ConfigError
 
@@ -28,6 +28,27 @@ def _check(name: str, num_classes: int, alpha: float) -> None:
         )
 
 
+def on_first_call(make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    """``make()``'s torchvision transform, built when first called: torchvision takes
+    about 0.9 s to import, which training pays once and validation (which builds every
+    cell's augmentation) need not pay at all. Arguments are checked before, by us."""
+    built: list[Callable[..., Any]] = []
+
+    def transform(*args: Any) -> Any:
+        if not built:
+            built.append(make())
+        return built[0](*args)
+
+    return transform
+
+
+def torchvision_v2() -> Any:
+    """``torchvision.transforms.v2``, imported on first use (see ``on_first_call``)."""
+    from torchvision.transforms import v2
+
+    return v2
+
+
 def _labels(y: Tensor) -> Tensor:
     """Class indices as int64 (what one-hot needs); probabilities pass through."""
     return y if y.is_floating_point() else y.long()
@@ -40,7 +61,7 @@ def mixup(num_classes: int, /, *, alpha: float = 1.0) -> Augmentation:
     ``(N, 1, 1, features)`` for torchvision and reshaped back.
     """
     _check("mixup", num_classes, alpha)
-    mix = v2.MixUp(alpha=alpha, num_classes=num_classes)
+    mix = on_first_call(lambda: torchvision_v2().MixUp(alpha=alpha, num_classes=num_classes))
 
     def apply(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         as_image = x if x.ndim == 4 else x.reshape(len(x), 1, 1, -1)
@@ -56,7 +77,7 @@ def cutmix(num_classes: int, /, *, alpha: float = 1.0) -> Augmentation:
     The label weight is the box's actual area share after clipping at the border.
     """
     _check("cutmix", num_classes, alpha)
-    mix = v2.CutMix(alpha=alpha, num_classes=num_classes)
+    mix = on_first_call(lambda: torchvision_v2().CutMix(alpha=alpha, num_classes=num_classes))
 
     def apply(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         out, soft = mix(x, _labels(y))

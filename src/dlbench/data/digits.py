@@ -9,15 +9,15 @@ pixels constant in training get std 1), or zero-centred, or left raw.
 from __future__ import annotations
 
 from functools import cache
+from importlib.metadata import version
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from dlbench.components.preprocessing import PREPROCESSING
+from dlbench.data import cache as disk
 from dlbench.data.base import InMemoryDataModule, Layout
 from dlbench.errors import ConfigError
 from dlbench.registry import Named
@@ -29,8 +29,25 @@ SPLIT_SEED = 0  # fixed on purpose: the split is part of the problem, not of the
 def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The fixed stratified 60/20/20 split as float32 features in [0, 16] and int64 labels.
 
-    Cached: every cell of a sweep reuses it. Callers must not modify the arrays.
+    Cached in the process and on disk (``data.cache``, keyed by the split seed and the
+    scikit-learn version that made it): a later process reads it in milliseconds instead
+    of importing scikit-learn (0.8 s). Callers must not modify the arrays.
     """
+    path = disk.cache_dir() / f"digits-split{SPLIT_SEED}-sklearn{version('scikit-learn')}.npz"
+    names = [f"{part}_{split}" for split in ("train", "val", "test") for part in "xy"]
+    stored = disk.read(path, names)
+    if stored is None:
+        stored = _split()
+        disk.write(path, stored, "the digits split")
+    return {
+        split: (stored[f"x_{split}"], stored[f"y_{split}"]) for split in ("train", "val", "test")
+    }
+
+
+def _split() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)
     x, y = x.astype(np.float32), y.astype(np.int64)
     x_train, x_rest, y_train, y_rest = train_test_split(
@@ -39,7 +56,8 @@ def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     x_val, x_test, y_val, y_test = train_test_split(
         x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=SPLIT_SEED
     )
-    return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+    split = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+    return {f"{part}_{name}": xy["xy".index(part)] for name, xy in split.items() for part in "xy"}
 
 
 def train_subset(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,11 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import tempfile
-import warnings
-import zipfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +39,7 @@ import torch
 from torch import Tensor
 
 from dlbench.components.preprocessing import PREPROCESSING
+from dlbench.data import cache as disk
 from dlbench.data.base import InMemoryDataModule, Layout
 from dlbench.data.digits import subset_indices
 from dlbench.errors import ConfigError
@@ -86,14 +83,6 @@ ARRAYS = ("x", "y", "x_test", "y_test")
 MAX_LENGTH = 1000  # the package works at 72 points; more is interpolation, and memory
 
 
-def cache_dir() -> Path:
-    """Where generated datasets are kept between runs (read at each call, so tests can move it)."""
-    if os.environ.get("DLBENCH_CACHE"):
-        return Path(os.environ["DLBENCH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dlbench"
-
-
 def mnist1d_arrays(
     *,
     samples: int = 5000,
@@ -119,7 +108,7 @@ def clear_memory_cache() -> None:
 def cache_path(arguments: str) -> Path:
     """The cache file of one set of package arguments (their sorted JSON)."""
     key = hashlib.sha256(arguments.encode()).hexdigest()[:16]
-    return cache_dir() / f"mnist1d-{key}.npz"
+    return disk.cache_dir() / f"mnist1d-{key}.npz"
 
 
 def _package_arguments(
@@ -160,7 +149,7 @@ def _arrays(arguments: str) -> dict[str, np.ndarray]:
     arrays = _read(path, json.loads(arguments))
     if arrays is None:  # absent or unreadable: generate it (again)
         arrays = _generate(json.loads(arguments))
-        _write(path, arrays)
+        disk.write(path, arrays, "MNIST-1D")
     for array in arrays.values():
         array.setflags(write=False)  # shared by every caller in this process
     return arrays
@@ -168,10 +157,8 @@ def _arrays(arguments: str) -> dict[str, np.ndarray]:
 
 def _read(path: Path, arguments: dict[str, Any]) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None when the file is absent, truncated, corrupt or wrong."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in ARRAYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    arrays = disk.read(path, ARRAYS)
+    if arrays is None:
         return None
     samples, length = arguments["num_samples"], arguments["final_seq_length"]
     n_train = len(arrays["y"])
@@ -185,23 +172,6 @@ def _read(path: Path, arguments: dict[str, Any]) -> dict[str, np.ndarray] | None
         if arrays[name].shape != shape or arrays[name].dtype != dtype:
             return None
     return arrays
-
-
-def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Store atomically: a temporary file in the same folder, then one rename over ``path``."""
-    scratch = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp", delete=False
-        ) as file:
-            scratch = Path(file.name)
-            np.savez(file, **arrays)
-        os.replace(scratch, path)
-    except OSError as err:  # a read-only or full disk costs the next run seconds, not the run
-        warnings.warn(f"could not cache MNIST-1D in {path.parent}: {err}", stacklevel=3)
-        if scratch is not None:
-            scratch.unlink(missing_ok=True)
 
 
 def _generate(arguments: dict[str, Any]) -> dict[str, np.ndarray]:

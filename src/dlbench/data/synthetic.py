@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.datasets import make_moons
 
 from dlbench.data.base import SPLITS, InMemoryDataModule
 from dlbench.errors import ConfigError
@@ -224,6 +223,8 @@ class TwoMoonsDataModule(SyntheticDataModule):
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         state = int(rng.integers(2**31 - 1))
+        from sklearn.datasets import make_moons  # 0.8 s to import: only here
+
         return make_moons(n_samples=n, noise=self.noise, shuffle=True, random_state=state)
 
 
