@@ -40,7 +40,7 @@ bench-optimizers: $(STAMP) ## the optimizer study on MNIST-1D (generated, no dow
 bench-optimizers-digits: $(STAMP) ## the optimizer study on the embedded 8x8 digits (every optimizer reaches 96-97%)
 	$(BIN)/dlbench run optimizers_digits && $(BIN)/dlbench report optimizers_digits
 
-bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or not, 5 seeds, references shown (~10 min)
+bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or not, 5 seeds, references shown (~7 min)
 	$(BIN)/dlbench run mnist1d_baselines --workers 2 && $(BIN)/dlbench report mnist1d_baselines
 
 bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
