@@ -327,3 +327,24 @@ def test_generation_is_recorded() -> None:
         "train": 60, "val": 20, "test": 20,
     }  # fmt: skip
     assert dm.input_shape == (1, 40)
+
+
+def test_label_noise_sets_that_share_of_training_labels_to_another_class() -> None:
+    clean = MNIST1DDataModule()
+    noisy = MNIST1DDataModule(label_noise=0.15, seed=3)
+    y, y_noisy = clean.tensors["train"][1], noisy.tensors["train"][1]
+    changed = y != y_noisy
+    assert int(changed.sum()) == round(0.15 * len(y))  # each one moved to another class
+    assert torch.equal(noisy.tensors["train"][0], clean.tensors["train"][0])  # same signals
+    for split in ("val", "test"):  # the true task is measured on clean labels
+        assert torch.equal(noisy.tensors[split][1], clean.tensors[split][1])
+    other_seed = MNIST1DDataModule(label_noise=0.15, seed=4)  # the noise is the problem's
+    assert torch.equal(other_seed.tensors["train"][1], y_noisy)
+    moved = (y_noisy[changed] - y[changed]) % 10  # uniform over the nine other classes
+    assert set(moved.tolist()) == set(range(1, 10))
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0, "some", True])
+def test_a_label_noise_outside_0_1_is_refused(share: object) -> None:
+    with pytest.raises(ConfigError, match="label_noise must be a share in"):
+        MNIST1DDataModule(label_noise=share)

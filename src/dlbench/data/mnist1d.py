@@ -194,6 +194,22 @@ def _generate(arguments: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
+LABEL_NOISE_SEED = 0  # fixed: which labels are wrong is part of the problem, not the run
+
+
+def noisy(labels: np.ndarray, share: float, classes: int) -> np.ndarray:
+    """A copy of ``labels`` with ``round(share * len)`` of them, chosen at random, set to a
+    different class (uniform over the other ``classes - 1``)."""
+    number = isinstance(share, int | float | np.number) and not isinstance(share, bool)
+    if not number or not 0 <= share < 1:
+        raise ConfigError(f"label_noise must be a share in [0, 1), got {share!r}")
+    out = labels.copy()  # fancy indexing upstream copied already; this keeps callers safe
+    rng = np.random.default_rng(LABEL_NOISE_SEED)
+    flip = rng.choice(len(out), size=round(share * len(out)), replace=False)
+    out[flip] = (out[flip] + rng.integers(1, classes, size=len(flip))) % classes
+    return out
+
+
 class MNIST1DDataModule(InMemoryDataModule):
     """MNIST-1D as flat (N, length) vectors for linear models and MLPs, (N, 1, length)
     one-channel signals for Conv1d, or (N, length, 1) sequences of one value per step for
@@ -203,6 +219,11 @@ class MNIST1DDataModule(InMemoryDataModule):
     ``train_size`` keeps a fixed stratified subset of the rest; test is the package's test
     split. ``preprocessing`` defaults to "none": the package has already centred the data
     and scaled it to std 1, the paper's setup. ``generation`` records the data's arguments.
+
+    ``label_noise``: that share of the training labels (rounded) is set to another class,
+    drawn uniformly from the nine others; which signals and which classes are fixed
+    (``LABEL_NOISE_SEED``), the same for every run seed, as the noise is part of the
+    problem. Validation and test labels stay clean: they measure the true task.
     """
 
     task = "classification"
@@ -222,6 +243,7 @@ class MNIST1DDataModule(InMemoryDataModule):
         val_size: int = 400,
         preprocessing: Named = "none",
         train_size: int | str = "full",
+        label_noise: float = 0.0,
     ):
         super().__init__(batch_size=batch_size, seed=seed)
         if layout not in LAYOUTS:
@@ -237,7 +259,7 @@ class MNIST1DDataModule(InMemoryDataModule):
             size = _size(train_size, "train_size", len(train), full=True)
             train = train[subset_indices(y[train], size, "train_size")]
         splits = {
-            "train": (x[train], y[train]),  # fancy indexing copies: the cache stays intact
+            "train": (x[train], noisy(y[train], label_noise, self.num_classes)),
             "val": (x[val], y[val]),
             "test": (data["x_test"].copy(), data["y_test"].copy()),
         }

@@ -9,8 +9,9 @@ paper's: Adam at lr 1e-2, batches of 100, no schedule, 150 epochs (6,000 steps o
 4,000 training signals; here 5,400 steps on 3,600, as 400 are held out to validate).
 
 Generation settings (``samples``, ``corr_noise``, ``iid_noise``, ``shuffled``,
-``length``) are problem settings, so MLflow records which data a run saw; every model
-setting defaults to the paper's model.
+``length``) and ``label_noise`` (a fixed share of training labels set to another class,
+for the double-descent experiment) are problem settings, so MLflow records which data a
+run saw; every model setting defaults to the paper's model.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ PAPER = budget("cross_entropy", 0.01, 150, 100, "adam")
 
 def _data(batch_size: int | None, seed: int, layout: str, *data: object) -> MNIST1DDataModule:
     """The data module from a factory's data settings, in the order every factory lists them:
-    preprocessing, train_size, samples, corr_noise, iid_noise, shuffled, length."""
+    preprocessing, train_size, label_noise, samples, corr_noise, iid_noise, shuffled, length."""
     names = (
         "preprocessing",
         "train_size",
+        "label_noise",
         "samples",
         "corr_noise",
         "iid_noise",
@@ -56,6 +58,7 @@ def mnist1d_linear(
     init: Named = "default",
     preprocessing: Named = "none",
     train_size: int | str = "full",
+    label_noise: float = 0.0,
     samples: int = 5000,
     corr_noise: float = 0.25,
     iid_noise: float = 0.02,
@@ -63,7 +66,7 @@ def mnist1d_linear(
     length: int = 40,
 ) -> Setup:
     inert("mnist1d_linear", "has no dropout layer (it is one linear layer)", dropout)
-    data = _data(batch_size, seed, "flat", preprocessing, train_size,
+    data = _data(batch_size, seed, "flat", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, SoftmaxRegression(length, 10, init=init))
 
@@ -89,6 +92,7 @@ def mnist1d_mlp(
     init: Named = "default",
     preprocessing: Named = "none",
     train_size: int | str = "full",
+    label_noise: float = 0.0,
     samples: int = 5000,
     corr_noise: float = 0.25,
     iid_noise: float = 0.02,
@@ -102,7 +106,7 @@ def mnist1d_mlp(
         length, 10, width=width, depth=depth, activation=activation, norm=norm, init=init,
         dropout=dropout, residual=residual,
     )  # fmt: skip
-    data = _data(batch_size, seed, "flat", preprocessing, train_size,
+    data = _data(batch_size, seed, "flat", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
 
@@ -127,6 +131,7 @@ def mnist1d_cnn(
     init: Named = "default",
     preprocessing: Named = "none",
     train_size: int | str = "full",
+    label_noise: float = 0.0,
     samples: int = 5000,
     corr_noise: float = 0.25,
     iid_noise: float = 0.02,
@@ -137,7 +142,7 @@ def mnist1d_cnn(
         1, 10, length=length, channels=(channels,) * 3, activation=activation, norm=norm,
         init=init, dropout=dropout,
     )  # fmt: skip
-    data = _data(batch_size, seed, "channels", preprocessing, train_size,
+    data = _data(batch_size, seed, "channels", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
 
@@ -159,6 +164,7 @@ def mnist1d_gru(
     hidden: int = 6,
     preprocessing: Named = "none",
     train_size: int | str = "full",
+    label_noise: float = 0.0,
     samples: int = 5000,
     corr_noise: float = 0.25,
     iid_noise: float = 0.02,
@@ -169,6 +175,6 @@ def mnist1d_gru(
     model = SequenceModel(
         1, 10, cell="gru", hidden=hidden, bidirectional=True, readout="all", steps=length
     )
-    data = _data(batch_size, seed, "sequence", preprocessing, train_size,
+    data = _data(batch_size, seed, "sequence", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
