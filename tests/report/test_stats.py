@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dlbench.report import stats
 from dlbench.report.stats import (
     Comparison,
     arm_summary,
@@ -309,3 +310,13 @@ def test_best_of_k_minimize():
     table = best_of_k(search_trials(), "objective", ["a"], "minimize")
     assert table["mean"].tolist() == pytest.approx([0.3, 0.45, 0.45, 0.45])
     assert table["n"].tolist() == [1, 2, 2, 2]
+
+
+def test_seeds_needed_is_the_first_n_whose_t_interval_is_narrower_than_the_distance() -> None:
+    # sd of [0, 2] = sqrt(2); n = 10: t(0.975, 9) * 1.4142 / sqrt(10) = 2.2622 * 0.4472
+    # = 1.0116 > 1; n = 11: 2.2281 * 1.4142 / 3.3166 = 0.9501 < 1.
+    assert stats.seeds_needed([0.0, 2.0], 1.0) == 11
+    assert stats.seeds_needed([1.0, 1.0], 0.5) == 2  # no spread: two seeds settle it
+    assert stats.seeds_needed([0.0, 2.0], 0.0) is None  # no effect is never told from none
+    assert stats.seeds_needed([0.0, 2.0], 0.01) is None  # more than MOST_SEEDS
+    assert stats.seeds_needed([1.0], 0.5) is None  # one seed: no spread to go by

@@ -91,7 +91,13 @@ def test_better_uses_a_t_interval_of_the_paired_differences() -> None:
     )
     verdict = judge(exp, results, PLAN, "maximize")
     assert verdict.verdict == INCONCLUSIVE
-    assert verdict.evidence == "a - b = +0.2000 (95% CI -0.0484 to +0.4484; 3 seeds)"
+    # Inconclusive: what the study could detect. At 4 seeds t(0.975, 3) * 0.1 / 2 = 0.159
+    # < 0.2, so an effect of the observed size would be told from none at 4 seeds.
+    assert verdict.evidence == (
+        "a - b = +0.2000 (95% CI -0.0484 to +0.4484; 3 seeds); detectable at 3 seeds: an "
+        "effect beyond 0.2484 (the CI's half-width); an effect of the observed size "
+        "(0.2000) would need about 4 seeds"
+    )
 
 
 def test_diverged_cells_count_as_the_worst_result_of_the_study() -> None:

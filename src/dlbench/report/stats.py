@@ -91,6 +91,27 @@ def t_interval(
     return float(finite.mean() - half), float(finite.mean() + half)
 
 
+MOST_SEEDS = 1000  # beyond this, "seeds needed" says "more than 1000"
+
+
+def seeds_needed(
+    values: Sequence[float] | np.ndarray, distance: float, *, level: float = LEVEL
+) -> int | None:
+    """The fewest seeds at which a Student-t CI of the mean of data like ``values`` (their
+    standard deviation) would be narrower, on each side, than ``distance``: what it takes
+    for an effect that size to be told from none. None: more than ``MOST_SEEDS``."""
+    finite = _finite(values)
+    spread = finite.std(ddof=1) if len(finite) >= 2 else float("nan")
+    if not distance > 0 or not np.isfinite(spread):
+        return None
+    if spread == 0:
+        return 2
+    for n in range(2, MOST_SEEDS + 1):
+        if scipy_stats.t.ppf(0.5 + level / 2, n - 1) * spread / np.sqrt(n) < distance:
+            return n
+    return None
+
+
 def _evidence(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The rows that count as evidence: completed cells with a finite metric."""
     completed = frame[frame["outcome"] == "completed"]

@@ -20,6 +20,10 @@ the evidence says how many were. Failed, pruned, running and missing cells say n
 Fewer than two seeds is always inconclusive. A claim is supported when every expectation
 is, contradicted when any is, and inconclusive otherwise.
 
+An inconclusive interval says what the study could have detected: the interval's
+half-width at these seeds (a smaller effect cannot be told from none), and the seeds an
+effect of the observed size would need (``stats.seeds_needed``, from the seeds' spread).
+
 Frames have columns ``arm``, ``seed``, ``outcome`` and ``objective``; ``plan`` maps each
 arm to its labels per axis (``StudyRuns.plan``), which is how selectors find arms.
 """
@@ -131,18 +135,35 @@ def judge(
         what = "a - b ="
     if len(per_seed) < 2:
         return Verdict(exp, INCONCLUSIVE, f"{len(per_seed)} seed(s) with results: too few to judge")
-    low, high = stats.t_interval(per_seed.to_numpy())
-    evidence = _evidence(low, high, float(per_seed.mean()), len(per_seed), width, used, what)
+    values = per_seed.to_numpy()
+    low, high = stats.t_interval(values)
+    mean = float(per_seed.mean())
+    evidence = _evidence(low, high, mean, len(per_seed), width, used, what)
     if exp.kind == "equivalent":
         assert exp.value is not None
-        return Verdict(exp, _side(low, high, -exp.value, exp.value), evidence)
-    if exp.kind == "better":
+        verdict, distance = _side(low, high, -exp.value, exp.value), abs(exp.value - abs(mean))
+    elif exp.kind == "better":
         sign = 1 if direction == "maximize" else -1
-        low, high = sorted((sign * low, sign * high))
-        return Verdict(exp, _side(low, high, 0.0, np.inf), evidence)
-    assert exp.value is not None
-    bounds = (exp.value, np.inf) if exp.kind == "above" else (-np.inf, exp.value)
-    return Verdict(exp, _side(low, high, *bounds), evidence)
+        verdict, distance = _side(*sorted((sign * low, sign * high)), 0.0, np.inf), abs(mean)
+    else:
+        assert exp.value is not None
+        bounds = (exp.value, np.inf) if exp.kind == "above" else (-np.inf, exp.value)
+        verdict, distance = _side(low, high, *bounds), abs(mean - exp.value)
+    if verdict == INCONCLUSIVE:
+        evidence += _detectable(values, low, high, distance, exp.kind)
+    return Verdict(exp, verdict, evidence)
+
+
+def _detectable(values: np.ndarray, low: float, high: float, distance: float, kind: str) -> str:
+    """What the study could have told apart, for an inconclusive verdict."""
+    half = (high - low) / 2
+    gap = "a margin" if kind == "equivalent" else "an effect"
+    text = f"; detectable at {len(values)} seeds: {gap} beyond {half:.4f} (the CI's half-width)"
+    needed = stats.seeds_needed(values, distance)
+    size = f"the observed size ({distance:.4f})"
+    if needed is None:
+        return text + f"; {gap} of {size} would need more than {stats.MOST_SEEDS} seeds"
+    return text + f"; {gap} of {size} would need about {needed} seeds"
 
 
 def overall(verdicts: list[Verdict]) -> str:
