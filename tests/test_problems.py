@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dlbench.errors import ConfigError
 from dlbench.harness.spec import metrics_of
 from dlbench.problems import PROBLEMS
 
@@ -52,3 +53,21 @@ def test_embedded_problem_data_matches_its_declared_shape(name: str) -> None:
     x, y = next(iter(setup.datamodule.loader("train")))
     assert tuple(x.shape[1:]) == entry.flags["input_shape"] and len(x) == 8
     assert setup.model(x).shape[0] == 8
+
+
+@pytest.mark.parametrize(
+    ("downsample", "head_inputs", "parameters"),
+    [("none", 800, 9310), ("stride", 200, 3310), ("max", 200, 3310), ("avg", 200, 3310)],
+)
+def test_the_pooling_benchmarks_cnn_shrinks_its_map_as_the_notebook_does(
+    downsample: str, head_inputs: int, parameters: int
+) -> None:
+    # conv 1->20 (80) + conv 20->20 (1,220) + Linear head_inputs -> 10
+    model = PROBLEMS.create("mnist1d_pooling", 100, 0, 0.0, downsample=downsample).model
+    assert model.classifier[-1].in_features == head_inputs
+    assert sum(p.numel() for p in model.parameters()) == parameters
+
+
+def test_the_pooling_benchmark_refuses_an_unknown_downsample() -> None:
+    with pytest.raises(ConfigError, match="downsample must be one of none, stride, max, avg"):
+        PROBLEMS.create("mnist1d_pooling", 100, 0, 0.0, downsample="min")

@@ -56,3 +56,20 @@ def test_dropout_sits_before_the_head_and_gated_units_are_refused() -> None:
 def test_too_short_a_signal_is_refused() -> None:
     with pytest.raises(ConfigError, match="too short"):
         Conv1dNet(1, 10, length=2)
+
+
+@pytest.mark.parametrize(("pool", "fn"), [("max", F.max_pool1d), ("avg", F.avg_pool1d)])
+def test_a_pool_halves_the_map_after_each_block(pool: str, fn: object) -> None:
+    torch.manual_seed(0)
+    net = Conv1dNet(1, 10, length=40, channels=(20, 20), kernels=(3, 3), stride=1, pool=pool)
+    assert net.classifier[-1].in_features == 20 * 10  # 40 -> 20 -> 10
+    conv1, conv2 = (m for m in net.features if isinstance(m, nn.Conv1d))
+    x = torch.randn(4, 1, 40)
+    h = fn(F.relu(conv1(x)), 2)  # type: ignore[operator]
+    h = fn(F.relu(conv2(h)), 2)  # type: ignore[operator]
+    torch.testing.assert_close(net(x), net.classifier[-1](h.flatten(1)))
+
+
+def test_an_unknown_pool_is_refused() -> None:
+    with pytest.raises(ConfigError, match="pool must be one of none, max, avg"):
+        Conv1dNet(1, 10, length=40, pool="min")

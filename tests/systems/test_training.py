@@ -45,6 +45,7 @@ SMALL = {
     "digits_ssl": "channels: 4",
     "mnist1d_mlp": "width: 16",
     "mnist1d_cnn": "channels: 4\n  train_size: 400",
+    "mnist1d_pooling": "channels: 4\n  train_size: 400",
     "mnist1d_gru": "hidden: 3\n  train_size: 400",
     "polynomial_mlp": "width: 16",
 }

@@ -4,7 +4,8 @@ The MNIST-1D paper's CNN (Greydanus & Kobak) is the default: three Conv1d layers
 25 channels, kernels 5, 3, 3, stride 2 and padding 1, ReLU, then a linear head on the
 flattened map. On length-40 signals the map shrinks 40 -> 19 -> 10 -> 5, so the head
 reads 25 x 5 = 125 features (5,210 parameters in all). Strides, not pools, shrink the
-map, as in the paper.
+map, as in the paper; ``pool`` ("max" or "avg", window 2) halves it after each block
+instead, as in the repository's pooling benchmark.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def conv_length(length: int, kernel: int, stride: int, padding: int) -> int:
     return (length + 2 * padding - kernel) // stride + 1
 
 
+POOLS: dict[str, type[nn.Module]] = {"none": nn.Identity, "max": nn.MaxPool1d, "avg": nn.AvgPool1d}
+
+
 class Conv1dNet(nn.Module):
     """``len(channels)`` blocks of Conv1d -> norm -> activation, then flatten -> Linear.
 
@@ -61,8 +65,11 @@ class Conv1dNet(nn.Module):
         norm: Named = "none",
         init: Named = "default",
         dropout: float = 0.0,
+        pool: str = "none",
     ):
         super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if len(channels) != len(kernels):
             raise ConfigError(
                 f"Conv1dNet: {len(channels)} channel counts but {len(kernels)} kernels"
@@ -81,6 +88,9 @@ class Conv1dNet(nn.Module):
                 MapNorm(norm, out),
                 elementwise_activation(activation, "Conv1dNet"),
             ]
+            if pool != "none":
+                layers.append(POOLS[pool](2))
+                size //= 2
             fan_in = out
         self.features = nn.Sequential(*layers)
         head: list[nn.Module] = [nn.Flatten()]

@@ -17,6 +17,7 @@ run saw; every model setting defaults to the paper's model.
 from __future__ import annotations
 
 from dlbench.data import MNIST1DDataModule
+from dlbench.errors import ConfigError
 from dlbench.models import MLP, Conv1dNet, SequenceModel, SoftmaxRegression
 from dlbench.problems.base import NO_HIDDEN, Setup, budget, inert, problem
 from dlbench.registry import Named
@@ -141,6 +142,53 @@ def mnist1d_cnn(
     model = Conv1dNet(
         1, 10, length=length, channels=(channels,) * 3, activation=activation, norm=norm,
         init=init, dropout=dropout,
+    )  # fmt: skip
+    data = _data(batch_size, seed, "channels", preprocessing, train_size, label_noise,
+                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+    return Setup(data, model)
+
+
+# The repository's pooling benchmark: how each block shrinks the map (stride, pool).
+SHRINK = {"none": (1, "none"), "stride": (2, "none"), "max": (1, "max"), "avg": (1, "avg")}
+
+
+@problem(
+    "mnist1d_pooling",
+    "MNIST-1D, the pooling benchmark's CNN: two Conv1d (20 channels, kernel 3) shrunk by "
+    "downsample: none, stride 2, max or avg pooling; cross-entropy",
+    task="classification",
+    input_shape=(1, 40),
+    budget=PAPER,
+)
+def mnist1d_pooling(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    downsample: str = "max",
+    channels: int = 20,
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "none",
+    train_size: int | str = "full",
+    label_noise: float = 0.0,
+    samples: int = 5000,
+    corr_noise: float = 0.25,
+    iid_noise: float = 0.02,
+    shuffled: bool = False,
+    length: int = 40,
+) -> Setup:
+    """``downsample``: none keeps the full map (a head of 20 x 40 inputs), stride 2 and max
+    or average pooling (window 2) halve it after each conv (a head of 20 x 10). (Not
+    ``pool``: digits_cnn's pool setting takes max, avg or min.)"""
+    if downsample not in SHRINK:
+        raise ConfigError(f"downsample must be one of {', '.join(SHRINK)}, got {downsample!r}")
+    stride, pooling = SHRINK[downsample]
+    model = Conv1dNet(
+        1, 10, length=length, channels=(channels,) * 2, kernels=(3, 3), stride=stride,
+        pool=pooling, activation=activation, norm=norm, init=init, dropout=dropout,
     )  # fmt: skip
     data = _data(batch_size, seed, "channels", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
