@@ -306,7 +306,7 @@ def test_every_regularizer_contract(name: str) -> None:
     reg.after_step(model, 0.1)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert 0.0 <= reg.dropout < 1.0
-    assert reg.stops({"val/loss": [1.0, 1.0]}) in (True, False)
+    assert reg.stops({"val/loss": [1.0, 0.9, 0.8]}) is False  # improving: never stops
     assert_close(reg.penalty(nn.ReLU()), 0.0)  # a model without weights costs nothing
 
 

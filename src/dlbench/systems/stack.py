@@ -49,15 +49,15 @@ def refusal(models: Sequence[nn.Module]) -> str | None:
     return None
 
 
+def draws(model: nn.Module) -> bool:
+    """Whether ``model``'s forward draws at random (a dropout layer that drops)."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
 def vectorizable(model: nn.Module) -> bool:
     """Whether one ``vmap`` call can evaluate a stack of ``model``: its forward draws
     nothing at random and every layer has a batching rule."""
-    for module in model.modules():
-        if isinstance(module, RNNS):
-            return False
-        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
-            return False
-    return True
+    return not draws(model) and not any(isinstance(m, RNNS) for m in model.modules())
 
 
 def _set(module: nn.Module, name: str, value: Tensor, kind: str) -> None:
@@ -96,6 +96,9 @@ class ModelStack(nn.Module):
         self.vectorize = (
             (not self.single and vectorizable(models[0])) if vectorize is None else vectorize
         )
+        # A stack of one's call: its module, or that module compiled (a plain list, so a
+        # compiled wrapper is not registered as a second copy of the module).
+        self._lone: list[Callable[..., Any]] = [self.net]
         self._batched = vmap(self._call, in_dims=(0, 0, 0), randomness="error")
         self._shared = vmap(self._call, in_dims=(0, 0, None), randomness="error")
 
@@ -104,6 +107,7 @@ class ModelStack(nn.Module):
         first call of each input shape compiles, tens of seconds on a CPU)."""
         self._batched, self._shared = torch.compile(self._batched), torch.compile(self._shared)
         self._call = torch.compile(self._call)  # type: ignore[method-assign]
+        self._lone[0] = torch.compile(self.net)
 
     # -- the stacked tensors -------------------------------------------------------------
     def stacked_parameters(self) -> list[nn.Parameter]:
@@ -154,7 +158,7 @@ class ModelStack(nn.Module):
         inputs (B, ...) when ``shared``; looped members draw from ``streams``."""
         if self.single:
             with streams.of(0) if streams is not None else contextlib.nullcontext():
-                return self.net(x if shared else x[0])[None]
+                return self._lone[0](x if shared else x[0])[None]
         if self.vectorize:
             params = dict(zip(self.param_names, self.stacked_parameters(), strict=True))
             buffers = dict(zip(self.buffer_names, self.stacked_buffers(), strict=True))
@@ -169,7 +173,7 @@ class ModelStack(nn.Module):
         out = []
         for k in range(self.k):
             if self.single:
-                call: Callable[..., Any] = self.net
+                call: Callable[..., Any] = self._lone[0]
             else:
                 params, buffers = self._slices(k)
                 call = lambda *args, p=params, b=buffers: self._call(p, b, *args)  # noqa: E731

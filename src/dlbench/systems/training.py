@@ -41,7 +41,7 @@ from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import Multiplier
 from dlbench.data.memory import InMemoryLoader
 from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
-from dlbench.systems.stack import ModelStack, Streams
+from dlbench.systems.stack import ModelStack, Streams, draws
 
 # (steps_per_epoch, epochs) -> the lr multiplier of each step (schedule x warmup)
 MultiplierFactory = Callable[[int, int], Multiplier]
@@ -122,9 +122,10 @@ class TrainingSystem(L.LightningModule):
         self._penalized, self._decays, self._perturbs = (
             hooks(h) for h in ("penalty", "after_step", "perturb")
         )
-        # Members draw from their own streams only where something draws.
+        # Members swap in their own streams only where something draws (not every step of
+        # a deterministic model, nor a GRU's, which is looped but draws nothing).
         self._random = (
-            pretext or augmentation is not None or self._perturbs or not self.stack.vectorize
+            pretext or augmentation is not None or self._perturbs or draws(self.members[0].model)
         )
         self._draws = [torch.Generator().manual_seed(m.seed) for m in self.members]  # pretext
         self._batches: dict[str, list[Batch]] = {}
