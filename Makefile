@@ -76,12 +76,14 @@ bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digi
 bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~1 min)
 	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid
 
-bench-ssl: $(STAMP) ## pre-train encoders (context prediction, SimCLR), then probe / fine-tune them on 1-100% of the labels
+bench-ssl: $(STAMP) ## pre-train encoders (digits: context prediction, SimCLR; MNIST-1D: SimCLR), then probe / fine-tune them on few to all labels
 	$(BIN)/dlbench run ssl_pretext && $(BIN)/dlbench run ssl && $(BIN)/dlbench report ssl_pretext ssl
+	$(BIN)/dlbench run ssl_pretext_mnist1d --workers 2 && $(BIN)/dlbench run ssl_mnist1d --workers 2
+	$(BIN)/dlbench report ssl_pretext_mnist1d ssl_mnist1d
 
 bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/
-	$(BIN)/dlbench run ssl_pretext  # the encoders claim 15 transfers
-	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study || exit 1; done
+	$(BIN)/dlbench run ssl_pretext_mnist1d --workers 2  # the encoders claim 15 transfers
+	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study --workers 2 || exit 1; done
 	$(BIN)/dlbench report --claims
 
 bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~40 min on 2 cores)

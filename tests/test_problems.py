@@ -71,3 +71,16 @@ def test_the_pooling_benchmarks_cnn_shrinks_its_map_as_the_notebook_does(
 def test_the_pooling_benchmark_refuses_an_unknown_downsample() -> None:
     with pytest.raises(ConfigError, match="downsample must be one of none, stride, max, avg"):
         PROBLEMS.create("mnist1d_pooling", 100, 0, 0.0, downsample="min")
+
+
+def test_the_mnist1d_ssl_model_is_the_papers_cnn_with_an_encoder_to_transfer() -> None:
+    setup = PROBLEMS.create("mnist1d_ssl", 100, 0, 0.0)
+    assert sum(p.numel() for p in setup.model.parameters()) == 5210  # the paper's CNN
+    assert setup.model.encoder.out_features == 125 and len(setup.model.encoder.blocks) == 3
+    assert setup.model.head[-1].in_features == 125
+    pretext = PROBLEMS.create("mnist1d_ssl", 100, 0, 0.0, pretext="simclr")
+    assert pretext.pretext is not None and pretext.datamodule.layout == "channels"
+    probe = PROBLEMS.create("mnist1d_ssl", 32, 0, 0.0, encoder="simclr", transfer="probe")
+    assert not any(p.requires_grad for p in probe.model.encoder.parameters())
+    with pytest.raises(ConfigError, match="train_size full"):
+        PROBLEMS.create("mnist1d_ssl", 100, 0, 0.0, pretext="simclr", train_size=40)

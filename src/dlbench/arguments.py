@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="train up to K cells at once as one stacked model when they differ only in "
-        "seed, init, lr or optimizer (MLPs; the runs stay separate, tagged dlbench.stacked); "
+        "seed, init, lr or optimizer (any model; the runs stay separate, tagged dlbench.stacked); "
         "1: one at a time (default: auto, up to 64 in stacks of equal size)",
     )
     run.add_argument(

@@ -80,3 +80,19 @@ def test_a_plain_value_may_carry_a_label(workdir: Path) -> None:
         load_study(write_study(workdir, bad))
     with pytest.raises(ConfigError, match=r"grid.width\[0\].*integer"):
         load_study(write_study(workdir, text.replace("value: 16", "value: wide")))
+
+
+def test_a_component_arm_may_set_a_problem_setting(workdir: Path) -> None:
+    """Claim 10's "more data" arm: regularizer none on the full training set."""
+    text = (
+        "name: more\nproblem: mnist1d_mlp\nfixed: {train_size: 1000}\n"
+        "grid:\n  regularizer: [none, {name: none, label: more-data, train_size: full}]\n"
+    )
+    spec = load_study(write_study(workdir, text))
+    cells = {c.arm_label: c for c in expand(spec)}
+    assert cells["none"].problem_kwargs["train_size"] == 1000
+    assert cells["more-data"].problem_kwargs["train_size"] == "full"
+    with pytest.raises(ConfigError, match=r"grid.regularizer\[1\].train_size: must be an integer"):
+        load_study(write_study(workdir, text.replace("train_size: full}", "train_size: 1.5}")))
+    with pytest.raises(ConfigError, match=r"regularizer 'none' takes no 'width_factor'"):
+        load_study(write_study(workdir, text.replace("train_size: full}", "width_factor: 2}")))

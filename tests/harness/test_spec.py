@@ -130,11 +130,31 @@ BAD = {
         "problem: digits_ssl\nfixed: {transfer: probes}",
         ["fixed.transfer", "probe, finetune_last, finetune_all"],
     ),
+    "a search judged on the test split": (
+        "search: {trials: 2, params: {lr: {low: 0.001, high: 0.1}}}\n"
+        "objective: {metric: test/acc, direction: maximize}",
+        ["objective.metric", "train/loss, val/loss, val/acc", "'test/acc'"],
+    ),
+    "context prediction on 1-D signals": (
+        "problem: mnist1d_ssl\nfixed: {pretext: context}",
+        ["pretext 'context' cuts 2-D image patches", "simclr"],
+    ),
+    "a signal augmentation on images": (
+        "problem: digits_cnn\nfixed: {augmentation: signal_negate}",
+        ["augmentation 'signal_negate' needs 1-D signals (C, L)", "(1, 8, 8)"],
+    ),
     "no labels at all": (
         "problem: digits_ssl\nfixed: {labelled: 0}",
         ["fixed.labelled", "(0.0, 1.0]"],
     ),
 }
+
+
+def test_a_grid_may_be_judged_on_the_test_split(workdir: Path) -> None:
+    """Claim 10 is: nothing is tuned in a grid, and its early-stopping arm reads val."""
+    text = "name: t\nproblem: digits_mlp\nobjective: {metric: test/loss, direction: minimize}\n"
+    spec = load_study(write_study(workdir, text))
+    assert spec.objective.metric == "test/loss" and spec.objective.summary == "last"
 
 
 def _study_with(line: str) -> str:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlbench.errors import ConfigError
-from dlbench.models import Conv1dNet
+from dlbench.models import Conv1dEncoder, Conv1dNet
 from dlbench.models.conv1d import MapNorm, conv_length
 
 
@@ -73,3 +73,9 @@ def test_a_pool_halves_the_map_after_each_block(pool: str, fn: object) -> None:
 def test_an_unknown_pool_is_refused() -> None:
     with pytest.raises(ConfigError, match="pool must be one of none, max, avg"):
         Conv1dNet(1, 10, length=40, pool="min")
+
+
+def test_the_encoder_is_the_cnn_without_its_head() -> None:
+    net, encoder = Conv1dNet(1, 10, length=40), Conv1dEncoder(1, length=40)
+    assert [type(m) for m in net.features] == [type(m) for b in encoder.blocks for m in b]
+    assert encoder.out_features == net.classifier[-1].in_features == 125

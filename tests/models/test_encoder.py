@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from dlbench.errors import ConfigError
-from dlbench.models import ConvEncoder, EncoderClassifier
+from dlbench.models import Conv1dEncoder, ConvEncoder, EncoderClassifier
 
 
 def _classifier(norm: str = "batchnorm") -> EncoderClassifier:
     torch.manual_seed(0)
-    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 10, image_size=8)
+    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 10, input_shape=(1, 8, 8))
 
 
 @pytest.mark.parametrize("size", [4, 6, 24, 31])
@@ -61,10 +61,22 @@ def test_the_head_reads_the_whole_last_map() -> None:
     assert model.head[-1].in_features == 8 * 2 * 2  # 8 channels, 8x8 pooled twice
     x = torch.randn(3, 1, 8, 8)
     assert torch.allclose(model(x), model.head[-1](model.encoder.blocks(x).flatten(1)))
-    with pytest.raises(ConfigError, match="image_size 3 is too small"):
-        EncoderClassifier(ConvEncoder(1, channels=(4, 8)), 10, image_size=3)
+    with pytest.raises(ConfigError, match=r"shape \(1, 3, 3\) are too small"):
+        EncoderClassifier(ConvEncoder(1, channels=(4, 8)), 10, input_shape=(1, 3, 3))
 
 
 def test_freeze_refuses_more_blocks_than_the_encoder_has() -> None:
     with pytest.raises(ConfigError, match="transfer_layers must be between 1 and the encoder's 2"):
         _classifier().freeze(3)
+
+
+def test_the_classifier_takes_a_1d_encoder_and_building_it_moves_no_statistics() -> None:
+    encoder = Conv1dEncoder(1, length=40, norm="batchnorm")
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    model = EncoderClassifier(encoder, 10, input_shape=(1, 40))
+    running = [k for k in before if "running" in k]
+    assert running and all(torch.equal(before[k], encoder.state_dict()[k]) for k in running)
+    assert encoder.training  # the mode it was built in is put back
+    assert encoder.out_features == 125 and model.head[-1].in_features == 125
+    x = torch.randn(4, 1, 40)
+    assert torch.allclose(encoder.eval()(x), encoder.blocks(x).flatten(1))

@@ -112,3 +112,20 @@ def test_budget_picks_powers_of_two_and_the_full_budget() -> None:
     table = tables.budget(best, "val/acc")
     assert list(table.shown.columns) == ["arm", "k=1", "k=2", "k=4", "k=5"]
     assert table.shown.iloc[0].tolist() == ["a", "0.1000", "0.2000", "0.4000", "0.5000"]
+
+
+def test_a_held_out_column_is_bolded_by_its_own_direction() -> None:
+    """A test/loss objective (minimize) beside test/acc (maximize): each column's best."""
+    data, order = frame(), ["a", "b_2"]
+    accuracy = data.assign(objective=data["arm"].map({"a": 0.2, "b_2": 0.9}))
+    table = tables.results(
+        stats.arm_summary(data, "objective", order),
+        stats.ranking(data, "objective", order, "minimize"),
+        metric="test/loss",
+        direction="minimize",
+        final=("test/acc", stats.arm_summary(accuracy, "objective", order), "maximize"),
+    )
+    rows = {arm: i for i, arm in enumerate(table.shown["arm"])}
+    assert table.shown["arm"].tolist() == ["a", "b_2"]  # a's loss (0.6) is the lower
+    assert {(rows["a"], "test/loss mean"), (rows["b_2"], "test/acc mean")} <= table.bold
+    assert (rows["a"], "test/acc mean") not in table.bold

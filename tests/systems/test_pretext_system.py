@@ -36,7 +36,7 @@ class Shapes(InMemoryDataModule):
 
 def _model(norm: str = "none") -> EncoderClassifier:
     torch.manual_seed(0)
-    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 4, image_size=12)
+    return EncoderClassifier(ConvEncoder(1, channels=(4, 8), norm=norm), 4, input_shape=(1, 12, 12))
 
 
 def _fit(system: L.LightningModule, data: InMemoryDataModule, epochs: int = 2) -> L.Trainer:

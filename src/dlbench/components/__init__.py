@@ -6,6 +6,7 @@ catalogue that `dlbench list` prints and study files are validated against.
 
 from __future__ import annotations
 
+from dlbench.components import signal_augmentations  # noqa: F401 (registers the 1-D entries)
 from dlbench.components.activations import ACTIVATIONS
 from dlbench.components.augmentations import AUGMENTATIONS
 from dlbench.components.initializers import INITIALIZERS

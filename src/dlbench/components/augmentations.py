@@ -18,8 +18,10 @@ All random numbers come from torch's global RNGs (CPU, or the batch's CUDA devic
 which the harness seeds per cell, so the same seed gives the same augmented batches.
 Inputs are never modified in place: an unshuffled loader yields views of the dataset.
 
-Flags: ``kind`` is ``"none"``, ``"image"`` (per-sample transform) or ``"batch"`` (mixes
-samples); ``needs_images`` means the input must be ``(C, H, W)`` (see ``check_compatible``);
+Flags: ``kind`` is ``"none"``, ``"image"`` or ``"signal"`` (per-sample transform of an image
+or of a 1-D signal, ``signal_augmentations``) or ``"batch"`` (mixes samples);
+``needs_images`` means the input must be ``(C, H, W)``, ``needs_signals`` ``(C, L)`` (see
+``check_compatible``);
 ``soft_labels`` means ``y`` comes back as ``(N, num_classes)`` float probabilities, so the
 loss must accept soft targets (``F.cross_entropy`` does).
 """
@@ -55,6 +57,10 @@ def check_compatible(name: str, input_shape: tuple[int, ...]) -> None:
     if flags["needs_images"] and len(shape) != 3:
         raise ConfigError(
             f"augmentation {name!r} needs images (C, H, W), but the problem's input shape is {shape}"
+        )
+    if flags.get("needs_signals") and len(shape) != 2:
+        raise ConfigError(
+            f"augmentation {name!r} needs 1-D signals (C, L), but the problem's input shape is {shape}"
         )
     channels = flags.get("channels")
     if channels and len(shape) == 3 and shape[0] not in channels:

@@ -132,17 +132,21 @@ def component(problems: Sequence[Entry], family: str, value: dict, at: str) -> d
     Optimizer hyperparameters are flat settings (``momentum``, ``beta1``); every other
     family's are namespaced (``augmentation.alpha``), since names like ``alpha`` or ``p``
     recur. Any arm may also set training keys (an optimizer arm its ``lr``, an
-    ``lr_scaling`` arm its ``warmup_epochs``): an arm is a setup, not only a name.
+    ``lr_scaling`` arm its ``warmup_epochs``) and the problem's settings (claim 10's "more
+    data" arm, regularizer none with ``train_size: full``): an arm is a setup, not only a
+    name. The component's own settings come first where a name is both.
     """
     if "name" not in value:
         raise ConfigError(f"needs `name:`, one of {', '.join(FAMILIES[family].names())}", key=at)
     settings = {family: checked(problems, family, value["name"], f"{at}.name")}
     component = FAMILIES[family].get(value["name"])
     takes = component.hyperparameters
+    problem_keys = set().union(*(problem.hyperparameters for problem in problems))
     for key, setting in value.items():
         if key == "name":
             continue
-        if key in TRAINING_KEYS and key != family:  # e.g. an optimizer arm's own lr
+        training = key in TRAINING_KEYS  # e.g. an optimizer arm's own lr
+        if key != family and (training or (key in problem_keys and key not in takes)):
             settings[key] = checked(problems, key, setting, f"{at}.{key}")
         elif key not in takes or key == "lr":
             raise ConfigError(

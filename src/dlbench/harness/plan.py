@@ -121,10 +121,10 @@ def _check_pretext(settings: dict[str, Any]) -> None:
             f"pretext {pretext!r} cannot use augmentation {augmentation!r}: it mixes labels"
         )
     if PRETEXTS.get(pretext).flags["views"] and augmentation == "none":
-        image_ones = [e.name for e in AUGMENTATIONS if e.flags["kind"] == "image"]
+        per_sample = [e.name for e in AUGMENTATIONS if e.flags["kind"] in ("image", "signal")]
         raise ConfigError(
             f"pretext {pretext!r} needs an augmentation to make two different views of an "
-            f"image; allowed: {', '.join(image_ones)}"
+            f"input; allowed: {', '.join(per_sample)}"
         )
 
 

@@ -6,7 +6,8 @@ any size: that is what the pretext tasks read, from small patches (whose last ma
 1x1 anyway) or whole images. The classifier's linear head reads the whole last map
 instead (flattened, as the digits CNN's does), so where a stroke sits still counts.
 Downstream, ``freeze`` decides how much of the encoder trains: none of it (a linear
-probe on frozen features), its last k blocks, or all of it.
+probe on frozen features), its last k blocks, or all of it. The classifier takes any
+encoder with ``blocks``: ``models.conv1d.Conv1dEncoder`` is the MNIST-1D one.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class ConvEncoder(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """``encoder.blocks`` -> flatten -> [Dropout] -> Linear ``head`` for ``image_size``
-    images; ``freeze`` fixes part of the encoder.
+    """``encoder.blocks`` -> flatten -> [Dropout] -> Linear ``head`` for inputs of
+    ``input_shape`` ((C, H, W) images for ``ConvEncoder``, (C, L) signals for
+    ``models.conv1d.Conv1dEncoder``); ``freeze`` fixes part of the encoder.
 
     Frozen blocks stay in eval mode whatever ``train()`` is told, so a frozen encoder is
     a fixed feature extractor: its weights get no gradient and its BatchNorm running
@@ -65,24 +67,28 @@ class EncoderClassifier(nn.Module):
 
     def __init__(
         self,
-        encoder: ConvEncoder,
+        encoder: nn.Module,
         num_classes: int,
         *,
-        image_size: int,
+        input_shape: tuple[int, ...],
         init: Named = "default",
         dropout: float = 0.0,
     ):
         super().__init__()
         check_dropout(dropout)
-        side = image_size // encoder.smallest_input
-        if side < 1:
+        smallest = getattr(encoder, "smallest_input", 1)
+        if min(input_shape[1:]) < smallest:
             raise ConfigError(
-                f"image_size {image_size} is too small for the encoder's "
-                f"{len(encoder.blocks)} 2x2 pools"
+                f"inputs of shape {tuple(input_shape)} are too small for the encoder's "
+                f"{len(encoder.blocks)} 2x2 pools (at least {smallest} per side)"
             )
+        training = encoder.training
+        with torch.no_grad():  # the head reads the whole last map: its size, from one pass
+            flat = encoder.eval().blocks(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+        encoder.train(training)  # (in eval mode, so BatchNorm's statistics do not move)
         self.encoder = encoder
         head: list[nn.Module] = [nn.Flatten()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-        self.head = nn.Sequential(*head, nn.Linear(encoder.out_features * side**2, num_classes))
+        self.head = nn.Sequential(*head, nn.Linear(flat, num_classes))
         self.frozen: list[nn.Module] = []
         initialize(self, INITIALIZERS.create(init))
 

@@ -217,7 +217,9 @@ def digits_ssl(
     may use). ``image_size`` 24 fits context prediction's default
     grid (3 patches of 6 px, gaps of 2, jitter 1: 24 px) and keeps 2x2 pools whole."""
     net = ConvEncoder(1, channels=(channels, 2 * channels), activation=activation, norm=norm)
-    model = EncoderClassifier(net, 10, image_size=image_size, init=init, dropout=dropout)
+    model = EncoderClassifier(
+        net, 10, input_shape=(1, image_size, image_size), init=init, dropout=dropout
+    )
     task = PRETEXTS.create(pretext, net.out_features)
     if task is not None and (encoder != "random" or transfer != "finetune_all" or labelled != 1):
         raise ConfigError(

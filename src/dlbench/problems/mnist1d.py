@@ -16,9 +16,17 @@ run saw; every model setting defaults to the paper's model.
 
 from __future__ import annotations
 
+from dlbench.components import PRETEXTS
 from dlbench.data import MNIST1DDataModule
 from dlbench.errors import ConfigError
-from dlbench.models import MLP, Conv1dNet, SequenceModel, SoftmaxRegression
+from dlbench.models import (
+    MLP,
+    Conv1dEncoder,
+    Conv1dNet,
+    EncoderClassifier,
+    SequenceModel,
+    SoftmaxRegression,
+)
 from dlbench.problems.base import NO_HIDDEN, Setup, budget, inert, problem
 from dlbench.registry import Named
 
@@ -226,3 +234,64 @@ def mnist1d_gru(
     data = _data(batch_size, seed, "sequence", preprocessing, train_size, label_noise,
                  samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
     return Setup(data, model)
+
+
+@problem(
+    "mnist1d_ssl",
+    "MNIST-1D, the paper's CNN as encoder + linear head: pre-train it by SimCLR (the SSL "
+    "notebook's setup), then probe or fine-tune it",
+    task="classification",
+    input_shape=(1, 40),
+    budget=PAPER,
+)
+def mnist1d_ssl(
+    batch_size: int | None,
+    seed: int,
+    dropout: float,
+    /,
+    *,
+    channels: int = 25,
+    activation: Named = "relu",
+    norm: Named = "none",
+    init: Named = "default",
+    preprocessing: Named = "none",
+    train_size: int | str = "full",
+    pretext: Named = "none",
+    encoder: str = "random",
+    encoder_study: str = "ssl_pretext_mnist1d",
+    transfer: str = "finetune_all",
+    transfer_layers: int = 1,
+) -> Setup:
+    """The MNIST-1D SSL notebook's model: the paper's three convolutions (125 features on
+    length-40 signals) pre-trained without labels on every training signal, SimCLR's
+    projection head on top. A pretext run sets ``pretext`` (only ``simclr``: context
+    prediction cuts 2-D patches); a downstream run sets ``encoder``, ``transfer`` and
+    ``train_size`` (the labels it may use; 40 is 4 per class). With ``encoder: random`` and
+    ``finetune_all`` it is the paper's CNN trained from scratch."""
+    name = PRETEXTS.get(pretext).name
+    if name == "context":
+        raise ConfigError(
+            "mnist1d_ssl: pretext 'context' cuts 2-D image patches; MNIST-1D's signals take "
+            "simclr (or none)"
+        )
+    net = Conv1dEncoder(1, length=40, channels=(channels,) * 3, activation=activation, norm=norm)
+    model = EncoderClassifier(net, 10, input_shape=(1, 40), init=init, dropout=dropout)
+    task = PRETEXTS.create(pretext, net.out_features)
+    if task is not None:
+        if encoder != "random" or transfer != "finetune_all" or train_size != "full":
+            raise ConfigError(
+                f"a pretext run (pretext {name!r}) trains a fresh encoder on every training "
+                f"signal: encoder must be random, transfer finetune_all and train_size full"
+            )
+        inert(
+            "mnist1d_ssl",
+            f"trains only its encoder in a pretext run (pretext {name!r}), and its "
+            "dropout layer sits in the classifier head",
+            dropout,
+        )
+    model.freeze({"probe": 0, "finetune_last": transfer_layers, "finetune_all": None}[transfer])
+    data = MNIST1DDataModule(
+        batch_size=batch_size, seed=seed, layout="channels", preprocessing=preprocessing,
+        train_size=train_size,
+    )  # fmt: skip
+    return Setup(data, model, pretext=task, encoder=encoder, encoder_study=encoder_study)

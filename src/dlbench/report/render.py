@@ -26,6 +26,19 @@ REPORTS_DIR = Path("reports")
 MAX_PAIRS_ARMS = 12  # above this many arms, compare each arm with the best only
 
 
+def held_out(metric: str) -> str:
+    """The held-out column the results table adds: the test split's value of a validation
+    objective, and for a test objective the other test metric (test/acc beside test/loss)."""
+    if metric.startswith("test/"):
+        return "test/acc" if metric == "test/loss" else "test/loss"
+    return "test/" + metric.removeprefix("val/")
+
+
+def direction_of(metric: str) -> str:
+    """Losses are minimized, accuracies maximized."""
+    return "maximize" if metric.endswith("/acc") else "minimize"
+
+
 class Report:
     """One study's report being assembled: its data, statistics and blocks."""
 
@@ -136,8 +149,8 @@ class Report:
         )
 
     def results(self) -> None:
-        final = "test/" + self.metric.removeprefix("val/")
-        has_final = final != self.metric and final in self.frame
+        final = held_out(self.metric)
+        has_final = final in self.frame
         seconds = self.frame[self.frame["outcome"] == "completed"].groupby("arm")["seconds"]
         self.blocks.append(Heading("Results per arm"))
         self.table(
@@ -146,7 +159,7 @@ class Report:
                 self.ranking,
                 metric=self.label,
                 direction=self.direction,
-                final=(final, stats.arm_summary(self.frame, final, self.order))
+                final=(final, stats.arm_summary(self.frame, final, self.order), direction_of(final))
                 if has_final
                 else None,
                 seconds=seconds.mean(),

@@ -149,19 +149,20 @@ def results(
     *,
     metric: str,
     direction: str,
-    final: tuple[str, pd.DataFrame] | None = None,
+    final: tuple[str, pd.DataFrame, str] | None = None,
     seconds: pd.Series | None = None,
 ) -> Table:
     """Per arm, best first: the objective's mean, 95% CI, std and n, and what did not finish.
 
-    ``final`` (a held-out metric's name and ``arm_summary``, e.g. test/acc, same direction)
-    adds its mean; ``seconds`` (mean seconds per cell, by arm: a stacked cell's share of
-    its stack) adds the cost.
+    ``final`` (a held-out metric's name, ``arm_summary`` and direction, e.g. test/acc,
+    maximize) adds its mean, its best in bold by its own direction; ``seconds`` (mean
+    seconds per cell, by arm: a stacked cell's share of its stack) adds the cost.
     """
     data = ranking[["rank", "arm", "distinguishable"]].merge(summary, on="arm", how="left")
     means = {f"{metric} mean": data["mean"]}
+    directions = {f"{metric} mean": direction}
     if final:
-        name, final_summary = final
+        name, final_summary, directions[f"{name} mean"] = final
         data[f"{name} mean"] = data["arm"].map(final_summary.set_index("arm")["mean"])
         means[f"{name} mean"] = data[f"{name} mean"]
     objective = f"{metric} mean"
@@ -185,7 +186,7 @@ def results(
     bold = {
         (row, column)
         for column, values in means.items()
-        if (row := _best_row(values, direction)) is not None
+        if (row := _best_row(values, directions[column])) is not None
     }
     return Table(
         "results",
