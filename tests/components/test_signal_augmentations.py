@@ -54,6 +54,9 @@ def test_signals_only(name: str) -> None:
     for shape in [(40,), (1, 8, 8)]:
         with pytest.raises(ConfigError, match=r"needs 1-D signals \(C, L\)"):
             check_compatible(name, shape)
+    # A recurrent problem's (steps, features) sequence has two axes too, time first.
+    with pytest.raises(ConfigError, match=r"inputs are sequences \(steps, features\) of shape"):
+        check_compatible(name, (40, 1), sequence=True)
 
 
 def test_roll_is_a_circular_shift_per_signal() -> None:

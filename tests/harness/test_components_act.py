@@ -75,6 +75,8 @@ NEEDS = {
     "lr_scaling": (f"base_batch_size={2 * BATCH}",),  # scaling from another batch size
     "pretext": ("augmentation=stretch",),  # simclr's two views
 }
+# Where a problem needs another setting for that (its inputs are 1-D signals, not images).
+NEEDS_OF = {("mnist1d_ssl", "pretext"): ("augmentation=signal_trend",)}
 # Losses that compute the default's value on class labels by design (see the docstring).
 SAME_VALUE = {"cross_entropy": {"nll", "kl_div"}}
 # Problems whose model has no dropout layer at all.
@@ -184,7 +186,7 @@ def _families() -> Iterator[tuple[str, tuple[str, ...], str]]:
 def test_every_accepted_choice_changes_the_first_steps(
     probe: Callable[..., Probe], problem: str, settings: tuple[str, ...], family: str
 ) -> None:
-    needs = NEEDS.get(family, ())
+    needs = NEEDS_OF.get((problem, family), NEEDS.get(family, ()))
     steps = SCHEDULE_STEPS if family == "schedule" else STEPS
     default = probe(problem, *settings, *needs, steps=steps)
     assert default.refused is None, f"the default cell is refused: {default.refused}"

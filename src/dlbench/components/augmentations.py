@@ -50,10 +50,16 @@ Range = float | Sequence[float]
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 
 
-def check_compatible(name: str, input_shape: tuple[int, ...]) -> None:
-    """Raise ConfigError if augmentation ``name`` cannot run on samples of ``input_shape``."""
+def check_compatible(name: str, input_shape: tuple[int, ...], *, sequence: bool = False) -> None:
+    """Raise ConfigError if augmentation ``name`` cannot run on samples of ``input_shape``
+    (``sequence``: (steps, features) sequences, whose time axis comes first)."""
     flags = AUGMENTATIONS.get(name).flags
     shape = tuple(input_shape)
+    if flags.get("needs_signals") and sequence:
+        raise ConfigError(
+            f"augmentation {name!r} needs 1-D signals (C, L), but the problem's inputs are "
+            f"sequences (steps, features) of shape {shape}"
+        )
     if flags["needs_images"] and len(shape) != 3:
         raise ConfigError(
             f"augmentation {name!r} needs images (C, H, W), but the problem's input shape is {shape}"

@@ -82,7 +82,9 @@ def build(cell: Cell) -> Built:
         **cell.problem_kwargs,
     )
     check_pairing(settings["loss"], task)
-    check_compatible(settings["augmentation"], entry.flags["input_shape"])
+    check_compatible(
+        settings["augmentation"], entry.flags["input_shape"], sequence=entry.flags["sequence"]
+    )
     num_classes = getattr(setup.datamodule, "num_classes", None) or 0
     augmentation = AUGMENTATIONS.create(
         settings["augmentation"], num_classes, **cell.component_kwargs("augmentation")

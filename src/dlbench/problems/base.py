@@ -75,14 +75,18 @@ def problem(
     task: str,
     input_shape: tuple[int, ...],
     budget: dict[str, Any],
+    sequence: bool = False,
 ) -> Callable[[Callable[..., Setup]], Callable[..., Setup]]:
-    """Register a problem with its task, input shape and default budget."""
+    """Register a problem with its task, input shape and default budget. ``sequence``: the
+    inputs are (steps, features) sequences, not (C, L) signals, so augmentations of 1-D
+    signals refuse them."""
     reconstruction = task == "reconstruction"
     return PROBLEMS.register(
         name,
         description=description,
         task="regression" if reconstruction else task,
         input_shape=input_shape,
+        sequence=sequence,
         objective=_CLASSIFY if task == "classification" else _REGRESS,
         budget=budget,
     )

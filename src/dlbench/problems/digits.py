@@ -134,6 +134,7 @@ def digits_cnn(
     "8x8 digits read row by row (8 steps of 8 pixels), RNN/LSTM/GRU, cross-entropy",
     task="classification",
     input_shape=(8, 8),
+    sequence=True,
     budget=budget("cross_entropy", 0.01, 20, 64, "adam"),
 )
 def digits_rnn(

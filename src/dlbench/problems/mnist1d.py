@@ -209,6 +209,7 @@ def mnist1d_pooling(
     "cross-entropy",
     task="classification",
     input_shape=(40, 1),
+    sequence=True,
     budget=PAPER,
 )
 def mnist1d_gru(
