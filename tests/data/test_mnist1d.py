@@ -18,7 +18,13 @@ import torch
 
 from dlbench.data import MNIST1DDataModule
 from dlbench.data.cache import cache_dir
-from dlbench.data.mnist1d import GENERATION, clear_memory_cache, mnist1d_arrays
+from dlbench.data.mnist1d import (
+    GENERATION,
+    _package_arguments,
+    cache_path,
+    clear_memory_cache,
+    mnist1d_arrays,
+)
 from dlbench.errors import ConfigError
 
 # The package's split of its 5,000 signals (seed 42): 500 per class in all, not balanced
@@ -94,6 +100,7 @@ def test_arrays_are_shared_and_read_only(arrays: dict[str, np.ndarray]) -> None:
 def test_defaults_are_documented() -> None:
     assert GENERATION == {
         "samples": 5000, "corr_noise": 0.25, "iid_noise": 0.02, "shuffled": False, "length": 40,
+        "train_split": 0.8,
     }  # fmt: skip
 
 
@@ -108,6 +115,9 @@ def test_defaults_are_documented() -> None:
         ({"shuffled": "yes"}, "shuffled must be true or false"),
         ({"length": 9}, r"length must be an integer in \[10, "),
         ({"length": 0}, r"length must be an integer in \[10, "),
+        ({"train_split": 1.0}, r"train_split must be a share in \(0, 1\)"),
+        ({"train_split": 0.001}, "leaves at least 10 of the 5000 signals on each side"),
+        ({"train_split": "half"}, "train_split must be a share"),
     ],
 )
 def test_bad_generation_arguments_are_config_errors(settings: dict, match: str) -> None:
@@ -348,3 +358,17 @@ def test_label_noise_sets_that_share_of_training_labels_to_another_class() -> No
 def test_a_label_noise_outside_0_1_is_refused(share: object) -> None:
     with pytest.raises(ConfigError, match="label_noise must be a share in"):
         MNIST1DDataModule(label_noise=share)
+
+
+def test_train_split_moves_the_packages_cut_and_keeps_the_default_files(
+    fresh_cache: Path,
+) -> None:
+    """The double-descent notebook's 16,000 signals with train_split 0.25: 4,000 and 12,000.
+    The default's cache key is unchanged (train_split 0.8 was always one of its arguments)."""
+    default = cache_path(_package_arguments(5000, 0.25, 0.02, False, 40))
+    assert default == cache_path(_package_arguments(5000, 0.25, 0.02, False, 40, 0.8))
+    arrays = mnist1d_arrays(samples=200, train_split=0.25)
+    assert arrays["x"].shape == (50, 40) and arrays["x_test"].shape == (150, 40)
+    data = MNIST1DDataModule(samples=200, train_split=0.5, val_size=20)
+    assert len(data.tensors["train"][0]) == 80 and len(data.tensors["test"][0]) == 100
+    assert data.generation["train_split"] == 0.5

@@ -52,6 +52,7 @@ GENERATION: dict[str, Any] = {
     "iid_noise": 0.02,  # scale of the per-point noise added everywhere
     "shuffled": False,  # one fixed permutation of the positions (no spatial prior left)
     "length": 40,  # points per signal
+    "train_split": 0.8,  # the share of signals in the training split, the rest test
 }
 # Their names in the package's ``get_dataset_args()``; every other argument keeps its default.
 PACKAGE_NAMES = {
@@ -60,6 +61,7 @@ PACKAGE_NAMES = {
     "iid_noise": "iid_noise_scale",
     "shuffled": "shuffle_seq",
     "length": "final_seq_length",
+    "train_split": "train_split",
 }
 # The package's ``get_dataset_args()`` defaults (mnist1d 0.0.2, less ``url``, the download),
 # handed over explicitly: the cache key then names every argument of the generation, and
@@ -90,14 +92,17 @@ def mnist1d_arrays(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> dict[str, np.ndarray]:
-    """The package's split: ``{"x": (0.8 samples, length) float32, "y": int64, "x_test":
-    (0.2 samples, length) float32, "y_test": int64}`` (4000/1000 x 40 by default).
+    """The package's split: ``{"x": (train_split * samples, length) float32, "y": int64,
+    "x_test": (the rest, length) float32, "y_test": int64}`` (4000/1000 x 40 by default).
 
     Cached in the process and on disk. The arrays are shared and read-only: callers must
     not modify them (index or copy them first).
     """
-    return _arrays(_package_arguments(samples, corr_noise, iid_noise, shuffled, length))
+    return _arrays(
+        _package_arguments(samples, corr_noise, iid_noise, shuffled, length, train_split)
+    )
 
 
 def clear_memory_cache() -> None:
@@ -112,7 +117,12 @@ def cache_path(arguments: str) -> Path:
 
 
 def _package_arguments(
-    samples: int, corr_noise: float, iid_noise: float, shuffled: bool, length: int
+    samples: int,
+    corr_noise: float,
+    iid_noise: float,
+    shuffled: bool,
+    length: int,
+    train_split: float = 0.8,
 ) -> str:
     """Every argument handed to ``make_dataset``, validated, as sorted JSON: the cache key."""
     if not _is_int(samples) or samples < 100 or samples % 10:
@@ -133,7 +143,16 @@ def _package_arguments(
     # below 10 points the digits' shapes are gone.
     if not _is_int(length) or not 10 <= length <= MAX_LENGTH:
         raise ConfigError(f"length must be an integer in [10, {MAX_LENGTH}], got {length!r}")
-    ours = {"samples": int(samples), **noise, "shuffled": bool(shuffled), "length": int(length)}
+    # The package cuts its shuffled signals at int(train_split * samples): both sides
+    # must hold every class at least once (10 signals) to train and to test on.
+    number = isinstance(train_split, int | float | np.number) and not isinstance(train_split, bool)
+    if not number or not 10 <= int(train_split * samples) <= samples - 10:
+        raise ConfigError(
+            f"train_split must be a share in (0, 1) that leaves at least 10 of the {samples} "
+            f"signals on each side, got {train_split!r}"
+        )
+    ours = {"samples": int(samples), **noise, "shuffled": bool(shuffled), "length": int(length),
+            "train_split": float(train_split)}  # fmt: skip
     arguments = {**PACKAGE_DEFAULTS, **{PACKAGE_NAMES[k]: v for k, v in ours.items()}}
     return json.dumps(arguments, sort_keys=True)
 
@@ -240,6 +259,7 @@ class MNIST1DDataModule(InMemoryDataModule):
         iid_noise: float = 0.02,
         shuffled: bool = False,
         length: int = 40,
+        train_split: float = 0.8,
         val_size: int = 400,
         preprocessing: Named = "none",
         train_size: int | str = "full",
@@ -250,7 +270,8 @@ class MNIST1DDataModule(InMemoryDataModule):
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.layout = layout
         self.generation = {"samples": samples, "corr_noise": corr_noise, "iid_noise": iid_noise,
-                           "shuffled": shuffled, "length": length}  # fmt: skip
+                           "shuffled": shuffled, "length": length,
+                           "train_split": train_split}  # fmt: skip
         data = mnist1d_arrays(**self.generation)
         x, y = data["x"], data["y"]
         val = subset_indices(y, _size(val_size, "val_size", len(y) - self.num_classes), "val_size")

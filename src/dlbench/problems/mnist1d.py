@@ -9,9 +9,9 @@ paper's: Adam at lr 1e-2, batches of 100, no schedule, 150 epochs (6,000 steps o
 4,000 training signals; here 5,400 steps on 3,600, as 400 are held out to validate).
 
 Generation settings (``samples``, ``corr_noise``, ``iid_noise``, ``shuffled``,
-``length``) and ``label_noise`` (a fixed share of training labels set to another class,
-for the double-descent experiment) are problem settings, so MLflow records which data a
-run saw; every model setting defaults to the paper's model.
+``length``, ``train_split``) and ``label_noise`` (a fixed share of training labels set to
+another class, for the double-descent experiment) are problem settings, so MLflow records
+which data a run saw; every model setting defaults to the paper's model.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ PAPER = budget("cross_entropy", 0.01, 150, 100, "adam")
 
 def _data(batch_size: int | None, seed: int, layout: str, *data: object) -> MNIST1DDataModule:
     """The data module from a factory's data settings, in the order every factory lists them:
-    preprocessing, train_size, label_noise, samples, corr_noise, iid_noise, shuffled, length."""
+    preprocessing, train_size, label_noise, samples, corr_noise, iid_noise, shuffled, length,
+    train_split."""
     names = (
         "preprocessing",
         "train_size",
@@ -45,6 +46,7 @@ def _data(batch_size: int | None, seed: int, layout: str, *data: object) -> MNIS
         "iid_noise",
         "shuffled",
         "length",
+        "train_split",
     )
     return MNIST1DDataModule(
         batch_size=batch_size, seed=seed, layout=layout, **dict(zip(names, data, strict=True))
@@ -73,10 +75,11 @@ def mnist1d_linear(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> Setup:
     inert("mnist1d_linear", "has no dropout layer (it is one linear layer)", dropout)
     data = _data(batch_size, seed, "flat", preprocessing, train_size, label_noise,
-                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+                 samples, corr_noise, iid_noise, shuffled, length, train_split)  # fmt: skip
     return Setup(data, SoftmaxRegression(length, 10, init=init))
 
 
@@ -107,6 +110,7 @@ def mnist1d_mlp(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> Setup:
     """``residual: false`` gives a plain MLP (the optimizer study's), ``true`` the paper's."""
     if depth == 0:
@@ -116,7 +120,7 @@ def mnist1d_mlp(
         dropout=dropout, residual=residual,
     )  # fmt: skip
     data = _data(batch_size, seed, "flat", preprocessing, train_size, label_noise,
-                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+                 samples, corr_noise, iid_noise, shuffled, length, train_split)  # fmt: skip
     return Setup(data, model)
 
 
@@ -146,13 +150,14 @@ def mnist1d_cnn(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> Setup:
     model = Conv1dNet(
         1, 10, length=length, channels=(channels,) * 3, activation=activation, norm=norm,
         init=init, dropout=dropout,
     )  # fmt: skip
     data = _data(batch_size, seed, "channels", preprocessing, train_size, label_noise,
-                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+                 samples, corr_noise, iid_noise, shuffled, length, train_split)  # fmt: skip
     return Setup(data, model)
 
 
@@ -187,6 +192,7 @@ def mnist1d_pooling(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> Setup:
     """``downsample``: none keeps the full map (a head of 20 x 40 inputs), stride 2 and max
     or average pooling (window 2) halve it after each conv (a head of 20 x 10). (Not
@@ -199,7 +205,7 @@ def mnist1d_pooling(
         pool=pooling, activation=activation, norm=norm, init=init, dropout=dropout,
     )  # fmt: skip
     data = _data(batch_size, seed, "channels", preprocessing, train_size, label_noise,
-                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+                 samples, corr_noise, iid_noise, shuffled, length, train_split)  # fmt: skip
     return Setup(data, model)
 
 
@@ -227,13 +233,14 @@ def mnist1d_gru(
     iid_noise: float = 0.02,
     shuffled: bool = False,
     length: int = 40,
+    train_split: float = 0.8,
 ) -> Setup:
     inert("mnist1d_gru", "has no dropout layer (a recurrent net and a linear head)", dropout)
     model = SequenceModel(
         1, 10, cell="gru", hidden=hidden, bidirectional=True, readout="all", steps=length
     )
     data = _data(batch_size, seed, "sequence", preprocessing, train_size, label_noise,
-                 samples, corr_noise, iid_noise, shuffled, length)  # fmt: skip
+                 samples, corr_noise, iid_noise, shuffled, length, train_split)  # fmt: skip
     return Setup(data, model)
 
 
