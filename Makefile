@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-28s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or n
 
 bench-pooling: $(STAMP) ## MNIST-1D's pooling benchmark reproduced: no pool, stride, max, avg x 1k/2k/5k signals, 3 seeds (~4 min)
 	$(BIN)/dlbench run mnist1d_pooling --workers 2 && $(BIN)/dlbench report mnist1d_pooling
+
+bench-double-descent: $(STAMP) ## MNIST-1D's deep double descent reproduced: MLP width 2-300, 13.5% wrong labels, 500 epochs, 3 seeds (~25 min)
+	$(BIN)/dlbench run mnist1d_double_descent --workers 2 && $(BIN)/dlbench report mnist1d_double_descent
 
 bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
 	$(BIN)/dlbench run initializers && $(BIN)/dlbench report initializers
@@ -86,7 +89,7 @@ bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts p
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study --workers 2 || exit 1; done
 	$(BIN)/dlbench report --claims
 
-bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~40 min on 2 cores)
+bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~65 min on 2 cores)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop: MNIST-1D MLP, digits MLP and CNN (RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py

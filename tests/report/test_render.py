@@ -199,3 +199,26 @@ def test_render_never_replaces_a_folder_that_is_not_a_report(
     with pytest.raises(ConfigError, match="holds no report"):
         render("tiny", out=tmp_path, tracking=uri_of(tiny_run))
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+WIDTH_SWEEP = """\
+name: widths
+problem: moons_mlp
+fixed: {epochs: 1}
+grid:
+  width: [2, 4, 8, 16, 32]
+seeds: [0, 1]
+"""
+
+
+def test_a_sweep_of_one_numeric_axis_gets_the_along_figure(workdir: Path) -> None:
+    """A width sweep (double descent's view): train, val and test accuracy against width."""
+    run_study(
+        load_study(write_study(workdir, WIDTH_SWEEP)),
+        RunOptions(tracking=uri_of(workdir), devices="cpu"),
+    )
+    index = render("widths", out=workdir / "report", tracking=uri_of(workdir))
+    text = index.read_text()
+    assert "](figures/along.png)" in text
+    assert "Final train/acc, val/acc, test/acc against width" in text
+    assert (workdir / "report" / "figures" / "along.svg").is_file()

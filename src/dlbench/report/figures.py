@@ -155,3 +155,24 @@ def budget(best: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
     ax.set(xlabel="search trials k", ylabel=f"best {metric} of k")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
+
+
+def along(frame: pd.DataFrame, x: str, metrics: list[str], label: str) -> plt.Figure:
+    """Each of ``metrics`` against a numeric grid axis ``x`` (log x when it spans a decade):
+    the mean over completed seeds, band = 95% bootstrap CI. A width sweep's view, where
+    double descent shows."""
+    fig, (ax,) = _figure(6.4, 3.6)
+    done = frame[frame["outcome"] == "completed"]
+    colours = _colours(metrics)
+    for metric in metrics:
+        points = done.groupby(x)[metric].apply(_mean_ci).unstack().sort_index()
+        ax.plot(points.index, points["mean"], marker="o", markersize=3, color=colours[metric],
+                label=metric)  # fmt: skip
+        band = points.dropna(subset=["low"])  # one seed: no interval
+        ax.fill_between(band.index, band["low"], band["high"], color=colours[metric], alpha=0.2)
+    values = done[x].astype(float)
+    if len(values) and values.min() > 0 and values.max() >= 10 * values.min():
+        ax.set_xscale("log")
+    ax.set(xlabel=x, ylabel=label)
+    ax.legend(fontsize="small")
+    return fig

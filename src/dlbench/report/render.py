@@ -24,6 +24,7 @@ from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBloc
 
 REPORTS_DIR = Path("reports")
 MAX_PAIRS_ARMS = 12  # above this many arms, compare each arm with the best only
+ALONG_LEVELS = 4  # a numeric axis of at least this many values gets the along figure
 
 
 def held_out(metric: str) -> str:
@@ -259,6 +260,30 @@ class Report:
             f"Diverged cells have no point; the divergence heatmap shows them. {self.setup()}",
         )
 
+    def along(self) -> None:
+        """A study of one numeric axis with many values (a width sweep): the training,
+        validation and test value of the objective's quantity along it."""
+        axes = self.runs.axes
+        if len(axes) != 1 or len(self.runs.labels(axes[0])) < ALONG_LEVELS:
+            return
+        axis = axes[0]
+        if axis not in self.frame:
+            return
+        values = pd.to_numeric(self.frame[axis], errors="coerce")  # labels are strings
+        if values.isna().any():
+            return
+        quantity = self.metric.split("/")[-1]
+        metrics = [f"{split}/{quantity}" for split in ("train", "val", "test")]
+        metrics = [m for m in metrics if m in self.frame]
+        self.figure(
+            figures.along(self.frame.assign(**{axis: values}), axis, metrics, quantity),
+            "along",
+            f"Against {axis}",
+            f"Final {', '.join(metrics)} against {axis}: mean over completed seeds, band = "
+            f"95% bootstrap CI (train: the last epoch's mean over its batches, as trained). "
+            f"{self.setup()}",
+        )
+
     def cost(self) -> None:
         self.figure(
             figures.cost(self.frame, OBJECTIVE_METRIC, self.shown[: figures.MAX_LINES], self.label),
@@ -323,6 +348,7 @@ class Report:
             self.final_points()
             self.heatmaps()
             self.sensitivity()
+            self.along()
             self.cost()
         if self.runs.is_search:
             self.search_budget()
