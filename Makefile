@@ -46,7 +46,7 @@ bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or n
 bench-pooling: $(STAMP) ## MNIST-1D's pooling benchmark reproduced: no pool, stride, max, avg x 1k/2k/5k signals, 3 seeds (~4 min)
 	$(BIN)/dlbench run mnist1d_pooling --workers 2 && $(BIN)/dlbench report mnist1d_pooling
 
-bench-double-descent: $(STAMP) ## MNIST-1D's deep double descent reproduced: MLP width 2-300, 13.5% wrong labels, 500 epochs, 3 seeds (~25 min)
+bench-double-descent: $(STAMP) ## MNIST-1D's deep double descent reproduced: MLP width 2-300, 13.5% wrong labels, 500 epochs, 3 seeds (~12 min)
 	$(BIN)/dlbench run mnist1d_double_descent --workers 2 && $(BIN)/dlbench report mnist1d_double_descent
 
 bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
@@ -84,7 +84,7 @@ bench-ssl: $(STAMP) ## pre-train encoders (digits: context prediction, SimCLR; M
 	$(BIN)/dlbench run ssl_pretext_mnist1d --workers 2 && $(BIN)/dlbench run ssl_mnist1d --workers 2
 	$(BIN)/dlbench report ssl_pretext_mnist1d ssl_mnist1d
 
-bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/
+bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts page reports/claims/ (~18 min)
 	$(BIN)/dlbench run ssl_pretext_mnist1d --workers 2  # the encoders claim 15 transfers
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study --workers 2 || exit 1; done
 	$(BIN)/dlbench report --claims
