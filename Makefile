@@ -40,13 +40,13 @@ bench-optimizers: $(STAMP) ## the optimizer study on MNIST-1D (generated, no dow
 bench-optimizers-digits: $(STAMP) ## the optimizer study on the embedded 8x8 digits (every optimizer reaches 96-97%)
 	$(BIN)/dlbench run optimizers_digits && $(BIN)/dlbench report optimizers_digits
 
-bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or not, 5 seeds, references shown (~7 min)
+bench-mnist1d: $(STAMP) ## MNIST-1D's table reproduced: 4 models x shuffled or not, 5 seeds, references shown (~11 min)
 	$(BIN)/dlbench run mnist1d_baselines --workers 2 && $(BIN)/dlbench report mnist1d_baselines
 
-bench-pooling: $(STAMP) ## MNIST-1D's pooling benchmark reproduced: no pool, stride, max, avg x 1k/2k/5k signals, 3 seeds (~4 min)
+bench-pooling: $(STAMP) ## MNIST-1D's pooling benchmark reproduced: no pool, stride, max, avg x 1k/2k/5k signals, 3 seeds (~6 min)
 	$(BIN)/dlbench run mnist1d_pooling --workers 2 && $(BIN)/dlbench report mnist1d_pooling
 
-bench-double-descent: $(STAMP) ## MNIST-1D's deep double descent reproduced: MLP width 2-300, 13.5% wrong labels, 500 epochs, 3 seeds (~12 min)
+bench-double-descent: $(STAMP) ## MNIST-1D's deep double descent reproduced: MLP width 2-300, 13.5% wrong labels, 500 epochs, 3 seeds (~8 min)
 	$(BIN)/dlbench run mnist1d_double_descent --workers 2 && $(BIN)/dlbench report mnist1d_double_descent
 
 bench-initializers: $(STAMP) ## initializer x activation (ReLU, tanh) on a deep digits MLP
@@ -89,7 +89,7 @@ bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts p
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study --workers 2 || exit 1; done
 	$(BIN)/dlbench report --claims
 
-bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~65 min on 2 cores)
+bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~75 min on 2 cores)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop: MNIST-1D MLP, digits MLP and CNN (RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
