@@ -33,6 +33,7 @@ SUMMARY = "dlbench.objective_summary"  # last | best: which epoch's value is the
 CLAIM = "dlbench.claim"  # claim studies: the study file's claim block as JSON ("" for none)
 # The study file's published reference values as JSON: a list of {arm, metric, value, source}.
 REFERENCES = "dlbench.references"
+PLUGINS = "dlbench.plugins"  # JSON list of the study's plugin files: path, sha256
 # A cell's cost in seconds: its own training time, or for a stacked cell its share of the
 # stack's (the stack's wall time / its size), so a stack's cells add up to its wall time.
 SECONDS = "dlbench.seconds"

@@ -18,6 +18,7 @@ is allowed. The schema (README has the user-facing version):
     smoke: {epochs: 2, seeds: [0]}   # what --smoke changes (settings, seeds, grid axes, search)
     claim: {number: 5, text: ..., source: ..., expect: [...]}   # optional: see claim.py
     reference: [{arm: adam, value: 0.97, metric: test/acc, source: ...}]  # see references.py
+    plugins: [my_optim.py]           # optional: files of your own components (plugins.py)
 
 A plain axis value may carry a label, ``{value: true, label: shuffled}``. A ``problem``
 axis compares problems (``grid: {problem: [mnist1d_linear, mnist1d_cnn]}``): every
@@ -38,13 +39,14 @@ from typing import Any
 
 import yaml
 
-from dlbench import claim
+from dlbench import claim, plugins
 from dlbench.claim import Claim
 from dlbench.components import FAMILIES
 from dlbench.errors import ConfigError, unknown_message
 from dlbench.harness import references, search
 from dlbench.harness.axes import Arm, axis_arms, checked, component, problem_axis, problems_of
 from dlbench.harness.search import Search
+from dlbench.plugins import Plugin
 from dlbench.records import Reference
 from dlbench.registry import Entry
 
@@ -60,6 +62,7 @@ TOP_KEYS = (
     "smoke",
     "claim",
     "reference",
+    "plugins",
 )
 SMOKE_KEYS = ("grid", "seeds", "search")  # besides any settings key
 OBJECTIVE_KEYS = ("metric", "direction", "summary")
@@ -92,6 +95,7 @@ class StudySpec:
     search: Search | None = None  # per-cell tuning (search.py); None: a plain grid
     claim: Claim | None = None  # what a claim study expects (claim.py); None: no claim
     references: tuple[Reference, ...] = ()  # published values per arm (references.py)
+    plugins: tuple[Plugin, ...] = ()  # the study's plugin files, loaded (plugins.py)
     # How it was loaded, so a worker process can load the same spec from ``source``.
     smoke: bool = False
     overrides: tuple[str, ...] = ()
@@ -147,6 +151,7 @@ def load_study(
     try:
         _known_keys(raw, TOP_KEYS, "")
         sha = hashlib.sha256(text.encode()).hexdigest()
+        loaded = plugins.load(raw.get("plugins"), path)  # before any name is looked up
         # A claim and references name arms of the file's grid, which a smoke tier or
         # --set may leave out: check them against the file as written and keep them
         # (absent arms: no data).
@@ -164,6 +169,7 @@ def load_study(
             overrides=tuple(overrides),
             claim=stated.claim,
             references=stated.references,
+            plugins=loaded,
         )
     except ConfigError as err:
         raise _locate(err, str(path), origins) from None

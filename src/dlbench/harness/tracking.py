@@ -34,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import dlbench
+from dlbench import plugins
 from dlbench.harness.grid import Cell
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.storage import (
@@ -61,6 +62,7 @@ from dlbench.records import (
     OBJECTIVE_METRIC,
     OUTCOME,
     PARENT,
+    PLUGINS,
     REFERENCES,
     ROLE,
     SEARCH_TRIAL,
@@ -194,6 +196,7 @@ class Tracker:
             **({TRIALS: str(self.spec.search.trials)} if self.spec.search else {}),
             CLAIM: self.spec.claim.to_json() if self.spec.claim else "",  # "": no claim (any more)
             REFERENCES: references_json(self.spec.references),  # "[]": none (any more)
+            PLUGINS: plugins.to_json(self.spec.plugins),  # "[]": none
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }
@@ -218,6 +221,7 @@ class Tracker:
             CELL: cell.grid_id,
             ATTEMPT: str(attempt),
             **({} if cell.trial is None else {SEARCH_TRIAL: str(cell.trial)}),
+            **({PLUGINS: plugins.to_json(self.spec.plugins)} if self.spec.plugins else {}),
             AXES: ",".join(cell.arm),
             **{ARM + axis: label for axis, label in cell.arm.items()},
             **environment_tags(),

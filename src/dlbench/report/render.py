@@ -8,6 +8,7 @@ report in place (everything is written to a scratch folder, then swapped in).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from itertools import combinations
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dlbench.errors import ConfigError
-from dlbench.records import OBJECTIVE_METRIC
+from dlbench.records import OBJECTIVE_METRIC, PLUGINS
 from dlbench.report import figures, published, stats, tables, verdict
 from dlbench.report.collect import StudyRuns
 from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
@@ -38,6 +39,13 @@ def held_out(metric: str) -> str:
 def direction_of(metric: str) -> str:
     """Losses are minimized, accuracies maximized."""
     return "maximize" if metric.endswith("/acc") else "minimize"
+
+
+def plugin_note(tags: dict[str, str]) -> str:
+    """' Plugins: `file` (sha256 `...`).' for a study that loaded plugin files, else ''."""
+    loaded = json.loads(tags.get(PLUGINS) or "[]")
+    named = ", ".join(f"`{p['path']}` (sha256 `{p['sha256'][:12]}`)" for p in loaded)
+    return f" Plugins: {named}." if named else ""
 
 
 class Report:
@@ -100,7 +108,7 @@ class Report:
                 f"**Provenance.** Study file `{tags.get('dlbench.source', '?')}` "
                 f"(sha256 `{tags.get('dlbench.source_sha', '?')[:12]}`), git {commits}, "
                 f"dlbench {env('dlbench.version')}, torch {env('dlbench.torch')}, "
-                f"device {env('dlbench.device')}. {len(frame)} cells{trials}: "
+                f"device {env('dlbench.device')}.{plugin_note(tags)} {len(frame)} cells{trials}: "
                 f"{outcomes}. Newest run started {newest}. Rendered from MLflow alone by "
                 f"`dlbench report {self.runs.study}`."
             ),
