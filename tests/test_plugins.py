@@ -18,6 +18,8 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import write_study
+from dlbench import plugins
+from dlbench.errors import ConfigError
 
 SIGN_SGD = """\
 import torch
@@ -106,7 +108,10 @@ def test_a_plugin_optimizer_runs_and_is_recorded(study: Path, workers: int) -> N
     ("plugin", "words"),
     [
         ("def broken(:\n", "sign_sgd.py: plugin failed to load at line 1: SyntaxError"),
-        ("import torch\nraise RuntimeError('no')\n", "sign_sgd.py: plugin failed to load at line 2: RuntimeError: no"),
+        (
+            "import torch\nraise RuntimeError('no')\n",
+            "sign_sgd.py: plugin failed to load at line 2: RuntimeError: no",
+        ),
         (
             "from dlbench.components.optimizers import OPTIMIZERS\n"
             "OPTIMIZERS.register('sgd', description='x')(lambda params, /, *, lr: None)\n",
@@ -152,3 +157,20 @@ def test_an_installed_package_registers_through_its_entry_point(study: Path) -> 
     done = dlbench(study.parent, "validate", "mine.yaml", pythonpath=site)
     assert done.returncode == 0, done.stderr
     assert "study 'mine', 4 cells" in done.stdout
+
+
+def test_a_broken_entry_point_fails_every_study_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imported once per process, a broken entry point is not skipped on the next read."""
+
+    class Broken:
+        name, value = "broken", "no_such_module"
+
+        def load(self) -> None:
+            raise ModuleNotFoundError("No module named 'no_such_module'")
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [Broken()])
+    monkeypatch.setattr(plugins, "_installed_loaded", False)
+    monkeypatch.setattr(plugins, "_installed_error", None)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="entry point broken = no_such_module: plugin failed"):
+            plugins.load_installed()

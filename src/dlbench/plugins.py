@@ -26,6 +26,7 @@ ENTRY_POINTS = "dlbench.plugins"
 
 _imported: dict[Path, str] = {}  # resolved path -> sha256 of the text imported from it
 _installed_loaded = False  # the entry points are imported once per process
+_installed_error: ConfigError | None = None  # and the first one's failure, if any
 
 
 @dataclass(frozen=True)
@@ -48,18 +49,22 @@ def load(names: Any, study_file: Path) -> tuple[Plugin, ...]:
 
 
 def load_installed() -> None:
-    """Import every ``dlbench.plugins`` entry point, once per process."""
-    global _installed_loaded
+    """Import every ``dlbench.plugins`` entry point, once per process; a broken one fails
+    every study read in the process, not only the first."""
+    global _installed_loaded, _installed_error
     if not _installed_loaded:
-        _installed_loaded = True  # a failing one is reported once, not on every study read
+        _installed_loaded = True
         for point in entry_points(group=ENTRY_POINTS):
             try:
                 point.load()
             except Exception as err:  # noqa: BLE001 - any error in a plugin is the user's
-                raise ConfigError(
+                _installed_error = ConfigError(
                     f"plugin failed to load: {type(err).__name__}: {err}",
                     source=f"entry point {point.name} = {point.value}",
-                ) from None
+                )
+                break
+    if _installed_error is not None:
+        raise _installed_error
 
 
 def to_json(plugins: tuple[Plugin, ...]) -> str:
