@@ -15,6 +15,7 @@ is trained.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,3 +209,19 @@ def test_a_member_that_stops_early_is_frozen_and_still_tested() -> None:
         for a, b in zip(initial.parameters(), stopped.model.parameters(), strict=True)
     )
     assert training.status in (TRAINING, STOPPED) and len(training.history["val/loss"]) >= 2
+
+
+def test_each_epoch_logs_the_optimizer_steps_so_far_and_the_members_optimizer_seconds() -> None:
+    """What time-to-target (steps) and the per-step optimizer cost are computed from."""
+    system = TrainingSystem(
+        _digits_members([0.1, 0.1]),
+        LOSSES.create("cross_entropy"),
+        multiplier=lambda steps, epochs: lambda step: 1.0,
+    )
+    _fit_digits(system, epochs=2)
+    steps = math.ceil(len(system.trainer.datamodule.data.tensors["train"][0]) / 64)
+    for member in system.members:
+        assert member.history["train/steps"] == [steps, 2 * steps]
+        seconds = member.history["time/optimizer_s"]
+        epochs = member.history["time/epoch_s"]
+        assert all(0 < s < e for s, e in zip(seconds, epochs, strict=True))

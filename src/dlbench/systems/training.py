@@ -133,6 +133,7 @@ class TrainingSystem(L.LightningModule):
         self._optimizer: StackOptimizer | None = None
         self._multiplier: Multiplier | None = None
         self._steps, self._epoch_start = 0, 0.0
+        self._spent = [0.0] * len(self.members)  # optimizer seconds at the last epoch's end
         self._orders: list[InMemoryLoader] = []  # each member's batch order, from its seed
 
     @property
@@ -278,7 +279,22 @@ class TrainingSystem(L.LightningModule):
         share = (time.perf_counter() - self._epoch_start) / self.k
         steps = len(self._batches.get("train", []))
         summary = self._epoch_metrics("train")
-        self._log([{**metrics, "time/epoch_s": share} for metrics, _ in summary])
+        # Optimizer steps so far, and each member's optimizer seconds in this epoch: the
+        # steps and seconds to a target, and what an optimizer step costs beyond SGD's.
+        assert self._optimizer is not None
+        spent = [t - before for t, before in zip(self._optimizer.seconds, self._spent, strict=True)]
+        self._spent = list(self._optimizer.seconds)
+        self._log(
+            [
+                {
+                    **metrics,
+                    "time/epoch_s": share,
+                    "time/optimizer_s": own,
+                    "train/steps": self._steps,
+                }
+                for (metrics, _), own in zip(summary, spent, strict=True)
+            ]
+        )
         epoch = self.current_epoch
         for k, (member, (_, first_bad)) in enumerate(zip(self.members, summary, strict=True)):
             if member.status != TRAINING:
