@@ -49,6 +49,23 @@ claim:
     - {better: {optimizer: sgd}, than: {optimizer: sgd-hot}}
 """
 
+ACROSS_STUDY = """\
+name: across
+description: Optimizers tuned per problem on two digits problems; one arm only the MLP takes.
+grid:
+  problem:
+    - {name: digits_mlp, width: 16, depth: 1, label: mlp}
+    - {name: digits_cnn, channels: 4, label: cnn}
+  optimizer:
+    - sgd
+    - {name: momentum, momentum: 0.9}
+    - adam
+    - {name: adam, label: adam-wide, width: 32}
+fixed: {epochs: 2, batch_size: 128}
+search: {trials: 2, params: {lr: {low: 0.001, high: 0.3, log: true}}}
+seeds: [0, 1]
+"""
+
 
 def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
     path = folder / name
@@ -74,6 +91,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def grid_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A two-axis study (3 optimizers x 2 inits x 2 seeds) whose sgd-hot arm diverges."""
     yield from _trained(tmp_path_factory, GRID_STUDY, "grid2")
+
+
+@pytest.fixture(scope="session")
+def across_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A search study across two problems (4 optimizers x 2 seeds x 2 trials each), whose
+    adam-wide arm sets a width the CNN does not take: those cells are refused."""
+    yield from _trained(tmp_path_factory, ACROSS_STUDY, "across")
 
 
 def _trained(factory: pytest.TempPathFactory, text: str, name: str) -> Iterator[Path]:

@@ -124,12 +124,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from dlbench.harness.grid import refused
     from dlbench.harness.plan import checked_cells
     from dlbench.harness.spec import load_study
 
     for study in args.studies:
         spec = load_study(study, smoke=args.smoke)
-        print(f"ok  {spec.source}: study {spec.name!r}, {len(checked_cells(spec))} cells")
+        cells = len(checked_cells(spec))
+        arms = refused(spec)
+        note = f" ({len(arms)} arms refused: {'; '.join(f'{a}: {w}' for a, w in arms.items())})"
+        print(f"ok  {spec.source}: study {spec.name!r}, {cells} cells" + (note if arms else ""))
     return 0
 
 

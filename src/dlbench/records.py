@@ -18,8 +18,9 @@ ATTEMPT = "dlbench.attempt"
 SEARCH_TRIAL = "dlbench.search_trial"  # search studies: the trial's index within its cell
 OUTCOME = "dlbench.outcome"  # completed | diverged | failed | pruned
 OUTCOMES = ("completed", "diverged", "failed", "pruned")
-# What a report calls a cell besides those: still training, or never run.
-CELL_STATES = (*OUTCOMES, "running", "missing")
+# What a report calls a cell besides those: still training, never run, or refused (its
+# problem does not take one of its settings: ``REFUSED``).
+CELL_STATES = (*OUTCOMES, "running", "missing", "refused")
 ERROR = "dlbench.error"
 AXES = "dlbench.axes"  # comma-separated grid axes, in study-file order
 ARM = "dlbench.arm."  # + axis: the arm's label on that axis
@@ -33,6 +34,8 @@ SUMMARY = "dlbench.objective_summary"  # last | best: which epoch's value is the
 CLAIM = "dlbench.claim"  # claim studies: the study file's claim block as JSON ("" for none)
 # The study file's published reference values as JSON: a list of {arm, metric, value, source}.
 REFERENCES = "dlbench.references"
+# A study comparing problems: JSON {arm label: why} of the arms whose cells it refused.
+REFUSED = "dlbench.refused"
 PLUGINS = "dlbench.plugins"  # JSON list of the study's plugin files: path, sha256
 # A cell's cost in seconds: its own training time, or for a stacked cell its share of the
 # stack's (the stack's wall time / its size), so a stack's cells add up to its wall time.

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import write_study
 from dlbench.errors import ConfigError
-from dlbench.harness.grid import expand
+from dlbench.harness.grid import expand, refused
+from dlbench.harness.plan import checked_cells
 from dlbench.harness.spec import load_study
 from dlbench.problems import PROBLEMS
 
@@ -47,8 +48,16 @@ def test_a_problem_axis_gives_each_cell_its_problem_and_its_budget(workdir: Path
     [
         (PROBLEM_AXIS + "problem: digits_mlp\n", ["problem", "is also a grid axis"]),
         (
-            PROBLEM_AXIS.replace("{epochs: 1}", "{epochs: 1, width: 32}"),
-            ["fixed.width", "setting of problem 'digits_cnn'"],
+            PROBLEM_AXIS.replace("{epochs: 1}", "{epochs: 1, hidden: 32}"),
+            ["fixed.hidden", "setting of problem 'digits_mlp'"],  # no problem of it takes it
+        ),
+        (
+            PROBLEM_AXIS.replace("digits_mlp, {", "{name: digits_mlp, channels: 4}, {"),
+            ["grid.problem[0].channels", "setting of problem 'digits_mlp'"],
+        ),
+        (
+            PROBLEM_AXIS.replace("digits_mlp, {", "{name: digits_mlp, width: {value: 4}}, {"),
+            ["grid.problem[0].width", "plain values"],
         ),
         (
             PROBLEM_AXIS.replace("digits_mlp, {", "digits_mpl, {"),
@@ -96,3 +105,42 @@ def test_a_component_arm_may_set_a_problem_setting(workdir: Path) -> None:
         load_study(write_study(workdir, text.replace("train_size: full}", "train_size: 1.5}")))
     with pytest.raises(ConfigError, match=r"regularizer 'none' takes no 'width_factor'"):
         load_study(write_study(workdir, text.replace("train_size: full}", "width_factor: 2}")))
+
+
+def test_a_cell_whose_problem_does_not_take_a_setting_is_refused_that_cell_only(
+    workdir: Path,
+) -> None:
+    """An MLP's width under ``fixed`` of a study that also trains a CNN: the CNN's cells
+    are refused (they would train without it), the MLP's train."""
+    spec = load_study(
+        write_study(workdir, PROBLEM_AXIS.replace("{epochs: 1}", "{epochs: 1, width: 32}"))
+    )
+    assert [c.arm_label for c in checked_cells(spec)] == [
+        "digits_mlp default",
+        "digits_mlp he_normal",
+    ]
+    assert all(c.settings["width"] == 32 for c in expand(spec))
+    why = "problem 'digits_cnn' takes no setting 'width'"
+    assert refused(spec) == {"cnn default": why, "cnn he_normal": why}
+
+
+def test_a_problem_arm_carries_its_own_settings(workdir: Path) -> None:
+    text = PROBLEM_AXIS.replace("digits_mlp, {", "{name: digits_mlp, width: 16, label: mlp}, {")
+    cells = {c.arm_label: c for c in expand(load_study(write_study(workdir, text)))}
+    assert list(cells) == ["mlp default", "mlp he_normal", "cnn default", "cnn he_normal"]
+    assert cells["mlp default"].problem_kwargs["width"] == 16
+    assert "width" not in cells["cnn default"].settings  # the MLP's setting only
+    # the arm's own settings come after fixed ones: a problem's default in this study
+    fixed = text.replace("{epochs: 1}", "{epochs: 1, width: 64}")
+    cells = {c.arm_label: c for c in expand(load_study(write_study(workdir, fixed)))}
+    assert cells["mlp default"].settings["width"] == 16
+
+
+def test_an_arm_every_problem_refuses_refuses_the_study(workdir: Path) -> None:
+    """A grid value meant for no problem of the study is a mistake, not a refused cell."""
+    text = PROBLEM_AXIS.replace("init: [default, he_normal]", "width: [8, 16]").replace(
+        "{epochs: 1}", "{epochs: 1, channels: 4}"
+    )
+    spec = load_study(write_study(workdir, text))  # each setting is some problem's
+    with pytest.raises(ConfigError, match=r"grid cell '8'.*takes no setting .*nor does any other"):
+        checked_cells(spec)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY_STUDY, uri_of, write_study
+from conftest import ACROSS_STUDY, TINY_STUDY, uri_of, write_study
 from dlbench.cli import main
 from dlbench.harness import runner, status, storage, sweep
 from dlbench.harness.grid import expand
@@ -150,6 +150,16 @@ def test_status_of_a_study_never_run_shows_every_cell_missing(
     out = capsys.readouterr().out
     assert "tiny: 4 cells" in out and "missing" in out and "sgd s0" in out
     assert not (workdir / "runs").exists()  # asking does not create the study
+
+
+def test_status_names_the_refused_arms_and_why(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(workdir, ACROSS_STUDY)
+    assert main(["status", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long cells
+    assert "across: 32 cells" in out  # 7 arms x 2 seeds x 2 trials run, 1 arm refused
+    assert "refused │ 4" in out and "cnn adam-wide (problem 'digits_cnn' takes no" in out
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_cells(workdir: Path) -> None:

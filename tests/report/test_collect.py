@@ -82,3 +82,15 @@ def test_a_run_that_ended_without_an_outcome_is_failed(grid_run: Path, tmp_path:
     assert (
         row["outcome"] == "failed" and row["error"] == "no outcome recorded (MLflow status KILLED)"
     )
+
+
+def test_refused_cells_are_rows_with_their_reason(across_run: Path) -> None:
+    frame = dlbench.results("across", uri_of(across_run))
+    assert len(frame) == 2 * 4 * 2  # the plan: problems x optimizers x seeds
+    refused = frame[frame["outcome"] == "refused"]
+    assert set(zip(refused["problem"], refused["optimizer"], strict=True)) == {("cnn", "adam-wide")}
+    assert (refused["error"] == "problem 'digits_cnn' takes no setting 'width'").all()
+    assert len(refused) == 2 and refused["cell"].isna().all()
+    assert (frame.loc[frame["outcome"] != "refused", "outcome"] == "completed").all()
+    trained = frame[frame["outcome"] == "completed"]
+    assert set(trained.loc[trained["optimizer"] == "adam-wide", "width"]) == {32}

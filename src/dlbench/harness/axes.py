@@ -2,9 +2,13 @@
 
 An arm is one value of an axis: a plain value (``0.1``), a labelled one (``{value:
 true, label: shuffled}``), or a component with its own settings (``{name: adam, lr:
-0.001, label: adam_fast}``). Every setting is checked against every problem the study
-trains (its ``problem``, or each value of its ``problem`` axis), so a cell never gets a
-setting its problem would ignore.
+0.001, label: adam_fast}``). A ``problem`` axis's value may carry that problem's own
+settings (``{name: mnist1d_mlp, width: 100, label: mlp}``), checked against it alone.
+
+Every other setting must be one that some problem of the study takes (its ``problem``,
+or a value of its ``problem`` axis); a cell whose own problem does not take it is
+refused, that cell only (``grid.refusal``), so a cell never trains with a setting its
+problem would ignore.
 """
 
 from __future__ import annotations
@@ -51,15 +55,45 @@ def _problem(name: Any, at: str) -> Entry:
 
 
 def problem_axis(values: Any) -> tuple[Arm, ...]:
-    return _labelled(values, "grid.problem", lambda value, at: _problem(value, at).name)
+    """The problems compared: names, ``{value: name, label: ...}``, or ``{name: ...,
+    label: ..., <settings of that problem>}`` (its defaults in this study)."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError("must be a non-empty list of values", key="grid.problem")
+    arms = []
+    for i, value in enumerate(values):
+        at = f"grid.problem[{i}]"
+        if not isinstance(value, dict) or "name" not in value:
+            arms.append(_plain_arm("problem", value, at, lambda v, at: _problem(v, at).name))
+            continue
+        entry = _problem(value["name"], f"{at}.name")
+        label = value.get("label", entry.name)
+        if not isinstance(label, str) or not label:
+            raise ConfigError("must be a non-empty string", key=f"{at}.label")
+        settings: dict[str, Any] = {"problem": entry.name}
+        for key, setting in value.items():
+            if key not in ("name", "label"):
+                if isinstance(setting, dict):
+                    raise ConfigError(
+                        "a problem's own settings are plain values (components with "
+                        "settings go under `fixed` or on their axis)",
+                        key=f"{at}.{key}",
+                    )
+                settings[key] = checked([entry], key, setting, f"{at}.{key}")
+        arms.append(Arm(label, MappingProxyType(settings)))
+    return _unique(arms, "grid.problem")
 
 
 def checked(problems: Sequence[Entry], key: str, value: Any, where: str) -> Any:
-    """``value`` checked as setting ``key`` of every one of ``problems``."""
-    try:
-        return [check_setting(problem, key, value) for problem in problems][0]
-    except ConfigError as err:
-        raise ConfigError(err.message, key=where) from None
+    """``value`` checked as setting ``key`` of the first of ``problems`` that takes it
+    (a cell of a problem that does not is refused: ``grid.refusal``)."""
+    first: ConfigError | None = None
+    for problem in problems:
+        try:
+            return check_setting(problem, key, value)
+        except ConfigError as err:
+            first = first or err
+    assert first is not None
+    raise ConfigError(first.message, key=where) from None
 
 
 def axis_arms(problems: Sequence[Entry], axis: str, values: Any) -> tuple[Arm, ...]:
@@ -87,24 +121,26 @@ def _labelled(values: Any, where: str, check: Callable[[Any, str], Any]) -> tupl
     axis = where.removeprefix("grid.")
     if not isinstance(values, list) or not values:
         raise ConfigError("must be a non-empty list of values", key=where)
-    arms = []
-    for i, value in enumerate(values):
-        at = f"{where}[{i}]"
-        if not isinstance(value, dict):
-            arms.append(Arm(str(value), MappingProxyType({axis: check(value, at)})))
-            continue
-        if set(value) != {"value", "label"} or not isinstance(value["label"], str):
-            raise ConfigError(
-                f"a mapping value of {axis!r} is {{value: ..., label: ...}} (a label string)"
-                + (
-                    f"; components with settings go on axes {', '.join(FAMILIES)}"
-                    if axis not in FAMILIES
-                    else ""
-                ),
-                key=at,
-            )
-        arms.append(Arm(value["label"], MappingProxyType({axis: check(value["value"], at)})))
+    arms = [_plain_arm(axis, value, f"{where}[{i}]", check) for i, value in enumerate(values)]
     return _unique(arms, where)
+
+
+def _plain_arm(axis: str, value: Any, at: str, check: Callable[[Any, str], Any]) -> Arm:
+    if not isinstance(value, dict):
+        return Arm(str(value), MappingProxyType({axis: check(value, at)}))
+    if set(value) != {"value", "label"} or not isinstance(value["label"], str):
+        raise ConfigError(
+            f"a mapping value of {axis!r} is {{value: ..., label: ...}} (a label string)"
+            + (
+                "; or {name: PROBLEM, label: ..., <that problem's settings>}"
+                if axis == "problem"
+                else f"; components with settings go on axes {', '.join(FAMILIES)}"
+                if axis not in FAMILIES
+                else ""
+            ),
+            key=at,
+        )
+    return Arm(value["label"], MappingProxyType({axis: check(value["value"], at)}))
 
 
 def _unique(arms: list[Arm], where: str) -> tuple[Arm, ...]:

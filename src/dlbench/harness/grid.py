@@ -10,13 +10,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from dlbench.components import FAMILIES, OPTIMIZERS
-from dlbench.harness.settings import TRAINING_DEFAULTS, optimizer_keys
+from dlbench.errors import ConfigError
+from dlbench.harness.settings import (
+    TRAINING_DEFAULTS,
+    allowed_keys,
+    check_setting,
+    optimizer_keys,
+)
 from dlbench.problems import PROBLEMS
 from dlbench.registry import Choice
 
@@ -96,8 +102,8 @@ class Cell:
 
 def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The cell's problem (its ``problem`` arm's, else the study's) and its settings: the
-    problem's budget, then the fixed settings, then each arm's, then every default filled
-    in (so MLflow records all)."""
+    problem's budget, then the fixed settings, then each arm's (a ``problem`` arm's own
+    settings first), then every default filled in (so MLflow records all)."""
     settings: dict[str, Any] = {}
     for arm_settings in arms.values():
         settings.update(arm_settings)
@@ -123,17 +129,56 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[str
     return entry.name, dict(sorted(settings.items()))
 
 
+def refusal(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why the cell of ``arms`` cannot train, or None: a setting of the study (fixed or an
+    arm's) that the cell's own problem does not take, or a value it does not allow.
+
+    Only a study that compares problems can refuse a cell: each of its settings is
+    checked against some problem (``axes.checked``), not against every one."""
+    given: dict[str, Any] = dict(spec.fixed)
+    for arm_settings in arms.values():
+        given.update(arm_settings)
+    entry = PROBLEMS.get(given.pop("problem", spec.problem))
+    for key, value in given.items():
+        if "." in key:  # a component's own setting (``norm.groups``): checked with it
+            continue
+        try:
+            check_setting(entry, key, value)
+        except ConfigError:
+            if key not in allowed_keys(entry):
+                return f"problem {entry.name!r} takes no setting {key!r}"
+            return f"problem {entry.name!r} does not take {key} {value!r}"
+    return None
+
+
+def combinations(spec: StudySpec) -> Iterator[tuple[dict[str, Mapping[str, Any]], dict[str, str]]]:
+    """Each arm of the grid: every axis's settings and labels, in study order."""
+    axes = list(spec.grid)
+    for combo in itertools.product(*(spec.grid[axis] for axis in axes)):
+        yield (
+            {axis: arm.settings for axis, arm in zip(axes, combo, strict=True)},
+            {axis: arm.label for axis, arm in zip(axes, combo, strict=True)},
+        )
+
+
+def refused(spec: StudySpec) -> dict[str, str]:
+    """The arms (label -> why) whose cells are refused; ``expand`` leaves them out."""
+    reasons = {
+        " ".join(labels.values()): refusal(spec, arms) for arms, labels in combinations(spec)
+    }
+    return {arm: why for arm, why in reasons.items() if why is not None}
+
+
 def expand(spec: StudySpec) -> list[Cell]:
     """All cells, seeds outermost: a partial run has every arm of the first seed first.
 
-    A search study has ``search.trials`` units per cell, innermost."""
-    axes = list(spec.grid)
+    A search study has ``search.trials`` units per cell, innermost. Refused arms
+    (``refused``) have no cells."""
     arms = []
-    for combo in itertools.product(*(spec.grid[axis] for axis in axes)):
-        problem, settings = resolve(
-            spec, {axis: arm.settings for axis, arm in zip(axes, combo, strict=True)}
-        )
-        labels = {axis: arm.label for axis, arm in zip(axes, combo, strict=True)}
+    for arm_settings, labels in combinations(spec):
+        if refusal(spec, arm_settings) is not None:
+            continue
+        problem, settings = resolve(spec, arm_settings)
         arms.append((problem, MappingProxyType(settings), MappingProxyType(labels)))
     trials = range(spec.search.trials) if spec.search else [None]
     return [

@@ -19,7 +19,7 @@ from dlbench.components.losses import Loss, check_pairing
 from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import Multiplier, lr_multiplier, scaled_lr
 from dlbench.errors import ConfigError
-from dlbench.harness.grid import Cell, expand
+from dlbench.harness.grid import Cell, combinations, expand, refusal
 from dlbench.harness.settings import FULL_BATCH
 from dlbench.harness.spec import StudySpec
 from dlbench.models.encoder import PretextNet
@@ -132,7 +132,19 @@ def _check_pretext(settings: dict[str, Any]) -> None:
 
 def checked_cells(spec: StudySpec) -> list[Cell]:
     """The study's cells, each distinct one built once (seed aside), so that impossible
-    combinations are refused before anything runs, naming the file and the cell."""
+    combinations are refused before anything runs, naming the file and the cell.
+
+    A study that compares problems may have refused cells (``grid.refused``: a setting
+    their problem does not take), but not an arm that every problem refuses: that is a
+    setting meant for no problem of the study."""
+    by_rest: dict[str, list[str | None]] = {}
+    for arms, labels in combinations(spec):
+        rest = " ".join(label for axis, label in labels.items() if axis != "problem")
+        by_rest.setdefault(rest, []).append(refusal(spec, arms))
+    for rest, reasons in by_rest.items():
+        if all(reasons):
+            where = f"grid cell '{rest}'" if rest else "settings"
+            raise ConfigError(f"{reasons[0]}, nor does any other", source=spec.source, key=where)
     cells = expand(spec)
     seen: set[str] = set()
     for cell in cells:

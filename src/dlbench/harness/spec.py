@@ -21,9 +21,10 @@ is allowed. The schema (README has the user-facing version):
     plugins: [my_optim.py]           # optional: files of your own components (plugins.py)
 
 A plain axis value may carry a label, ``{value: true, label: shuffled}``. A ``problem``
-axis compares problems (``grid: {problem: [mnist1d_linear, mnist1d_cnn]}``): every
-setting must then be one that each of its problems takes, and each cell gets its own
-problem's budget (the defaults under ``fixed`` and the arms).
+axis compares problems (``grid: {problem: [mnist1d_linear, {name: mnist1d_cnn,
+channels: 16}]}``, a value with that problem's own settings): each cell gets its own
+problem's budget (the defaults under ``fixed`` and the arms), and a cell whose problem
+does not take one of the study's settings is refused (``grid.refused``).
 """
 
 from __future__ import annotations

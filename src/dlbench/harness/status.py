@@ -8,13 +8,13 @@ from collections import Counter
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
-from dlbench.harness import storage
+from dlbench.harness import grid, storage
 from dlbench.harness.grid import Cell, expand
 from dlbench.harness.spec import StudySpec
 from dlbench.records import OUTCOME
 
 # A cell's state, in the order the status table lists them.
-STATES = ("done", "running", "failed", "diverged", "pruned", "missing")
+STATES = ("done", "running", "failed", "diverged", "pruned", "missing", "refused")
 _BY_OUTCOME = {"completed": "done", "failed": "failed", "diverged": "diverged", "pruned": "pruned"}
 
 
@@ -40,14 +40,17 @@ def states(spec: StudySpec, optuna_storage: str | None = None) -> list[tuple[Cel
 
 
 def status_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
-    """Counts of cells per state, with the cells that are not done named."""
+    """Counts of cells per state, with the cells that are not done named (refused ones
+    by arm: they have no cells)."""
     found = states(spec, optuna_storage)
     counts = Counter(state for _, state in found)
-    table = Table(title=f"{spec.name}: {len(found)} cells")
+    refused = [f"{arm} ({why})" for arm, why in grid.refused(spec).items()]
+    counts["refused"] = len(refused) * len(spec.seeds) * (spec.search.trials if spec.search else 1)
+    table = Table(title=f"{spec.name}: {len(found) + counts['refused']} cells")
     for column in ("state", "cells", "which"):
         table.add_column(column, justify="right" if column == "cells" else "left")
     for state in STATES:
-        which = [cell.label for cell, s in found if s == state]
+        which = refused if state == "refused" else [cell.label for cell, s in found if s == state]
         shown = ", ".join(which[:8]) + (f", ... ({len(which) - 8} more)" if len(which) > 8 else "")
         table.add_row(state, str(counts.get(state, 0)), "" if state == "done" else shown)
     return table

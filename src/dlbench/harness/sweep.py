@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from dlbench.harness import devices as device_plan
-from dlbench.harness import encoders, process, storage, worker
+from dlbench.harness import encoders, grid, process, storage, worker
 from dlbench.harness.grid import Cell
 from dlbench.harness.options import RunOptions
 from dlbench.harness.plan import checked_cells
@@ -90,6 +90,8 @@ def run_study(
     todo = storage.pending(study, cells, retry_before)
     monitor = Monitor(study, cells, spec.objective.metric)
     where = optuna_storage or storage.journal_path(spec.name)
+    for arm, why in grid.refused(spec).items():
+        console.print(f"refused: {arm}: {why}")
     console.print(
         f"[bold]{spec.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
         f"{len(todo)} to run on {', '.join(slot.label for slot in slots)}  "

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 import dlbench
 from dlbench import plugins
-from dlbench.harness.grid import Cell
+from dlbench.harness.grid import Cell, refused
 from dlbench.harness.spec import StudySpec
 from dlbench.harness.storage import (
     HOST,
@@ -64,6 +64,7 @@ from dlbench.records import (
     PARENT,
     PLUGINS,
     REFERENCES,
+    REFUSED,
     ROLE,
     SEARCH_TRIAL,
     SECONDS,
@@ -197,6 +198,7 @@ class Tracker:
             CLAIM: self.spec.claim.to_json() if self.spec.claim else "",  # "": no claim (any more)
             REFERENCES: references_json(self.spec.references),  # "[]": none (any more)
             PLUGINS: plugins.to_json(self.spec.plugins),  # "[]": none
+            REFUSED: json.dumps(refused(self.spec)),  # "{}": none
             "mlflow.note.content": self.spec.description,
             **environment_tags(),
         }

@@ -29,6 +29,7 @@ from dlbench.records import (
     OBJECTIVE_METRIC,
     OUTCOME,
     REFERENCES,
+    REFUSED,
     ROLE,
     SEARCH_TRIAL,
     SECONDS,
@@ -221,10 +222,19 @@ class StudyRuns:
         # Oldest first: after an edited study file, the newest run of an (arm, seed) wins.
         found = {(row["arm"], row["seed"]): row for row in map(self._row, self.runs)}
         rows = []
+        refused = json.loads(self.tags.get(REFUSED) or "{}")
         for seed, (arm, labels) in itertools.product(self.seeds, self.plan.items()):
+            never = {"outcome": "refused", "error": refused[arm]} if arm in refused else {}
             rows.append(
                 found.pop((arm, seed), None)
-                or {"arm": arm, "seed": seed, "outcome": "missing", **labels, "attempts": 0}
+                or {
+                    "arm": arm,
+                    "seed": seed,
+                    "outcome": "missing",
+                    **labels,
+                    "attempts": 0,
+                    **never,
+                }
             )
         rows += found.values()  # runs of arms outside the plan (an edited study file) are kept
         # Object columns first, so an int param stays int where a missing cell has no value.
