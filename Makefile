@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
+.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-optimizer-benchmark bench-my-optimizer bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-28s %s\n", $$1, $$2}'
@@ -75,6 +75,18 @@ bench-batch-lr: $(STAMP) ## run the batch size x LR scaling study (none, linear,
 
 bench-regularization: $(STAMP) ## regularizers on a wide MLP trained on 200 digits (it overfits)
 	$(BIN)/dlbench run regularization && $(BIN)/dlbench report regularization
+
+bench-optimizer-benchmark: $(STAMP) ## 7 optimizers tuned per problem (8 lr trials) on 4 embedded problems, 3 seeds: profiles, time to target, sensitivity
+	$(BIN)/dlbench run optimizer_benchmark --workers 2 && $(BIN)/dlbench report optimizer_benchmark
+
+bench-my-optimizer: $(STAMP) ## the optimizer benchmark with yours added: PLUGIN=my_optim.py (its optimizers join the seven)
+	@test -n "$(PLUGIN)" || { echo "make bench-my-optimizer: give PLUGIN=path/to/my_optim.py (README: Benchmark your own optimizer)" >&2; exit 2; }
+	@names="$$($(BIN)/python -m dlbench.plugins optimizer '$(abspath $(PLUGIN))')" || exit 2; \
+	test -n "$$names" || { echo "make bench-my-optimizer: $(PLUGIN) registers no optimizer" >&2; exit 2; }; \
+	sets=""; for name in $$names; do sets="$$sets --set grid.optimizer+=$$name"; done; \
+	echo "dlbench run optimizer_benchmark $(ARGS) with $$names"; \
+	$(BIN)/dlbench run optimizer_benchmark --workers 2 $(ARGS) --set 'plugins+=[$(abspath $(PLUGIN))]' $$sets && \
+	$(BIN)/dlbench report optimizer_benchmark$(if $(findstring --smoke,$(ARGS)),_smoke)
 
 bench-grid: $(STAMP) ## the headline grid: optimizer x init x norm x batch/LR scaling (~1 min)
 	$(BIN)/dlbench run grid && $(BIN)/dlbench report grid

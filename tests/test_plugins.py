@@ -174,3 +174,52 @@ def test_a_broken_entry_point_fails_every_study_read(monkeypatch: pytest.MonkeyP
     for _ in range(2):
         with pytest.raises(ConfigError, match="entry point broken = no_such_module: plugin failed"):
             plugins.load_installed()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The repository's Makefile run in ``folder`` (its own runs/, mlflow.db, reports/),
+    with the repository's installed .venv."""
+    for shared in ("pyproject.toml", "studies"):
+        if not (folder / shared).exists():
+            (folder / shared).symlink_to(REPO / shared)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MAKEFLAGS")}
+    return subprocess.run(
+        ["make", "-s", "-f", str(REPO / "Makefile"), f"VENV={REPO / '.venv'}", *argv],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_make_bench_my_optimizer_adds_the_plugins_optimizers_to_the_benchmark(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "sign_sgd.py").write_text(SIGN_SGD)
+    # The smoke tier with two of the seven built-ins: the four problems, one seed, two trials.
+    small = "ARGS=--smoke --set grid.optimizer=[sgd,adam]"
+    done = make(tmp_path, "bench-my-optimizer", "PLUGIN=mine/sign_sgd.py", small)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "with signsgd" in done.stdout
+    import dlbench as api
+
+    frame = api.results("optimizer_benchmark_smoke", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert list(frame["optimizer"].unique()) == ["sgd", "adam", "signsgd"]
+    assert frame["problem"].nunique() == 4 and (frame["outcome"] == "completed").all()
+    page = (tmp_path / "reports" / "optimizer_benchmark_smoke" / "index.md").read_text()
+    sha = hashlib.sha256(SIGN_SGD.encode()).hexdigest()
+    assert "signsgd" in page and sha[:12] in page
+
+
+def test_make_bench_my_optimizer_without_a_plugin_says_how(tmp_path: Path) -> None:
+    done = make(tmp_path, "bench-my-optimizer")
+    assert done.returncode == 2 and "give PLUGIN=path/to/my_optim.py" in done.stderr
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    done = make(tmp_path, "bench-my-optimizer", "PLUGIN=empty.py")
+    assert done.returncode == 2 and "empty.py registers no optimizer" in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing written

@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a field (seeds=[0], objective.metric=val/loss) or a setting "
-        "(epochs=5, lr=0.01; replaces a grid axis of that name); repeatable",
+        "(epochs=5, lr=0.01; replaces a grid axis of that name); KEY+=VALUE adds to a list "
+        "(grid.optimizer+=signsgd, plugins+=[my_optim.py]); repeatable",
     )
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     run.add_argument("--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)")

@@ -7,6 +7,9 @@ file); an installed package registers through the entry-point group ``dlbench.pl
 Both load when a study file is read, and worker processes read the same file, so every
 process sees the same components. A file is imported once per process; its sha256 is the
 provenance recorded on each run.
+
+``python -m dlbench.plugins FAMILY FILE`` prints the names FILE registers in FAMILY
+(``make bench-my-optimizer`` adds them to the optimizer benchmark's grid).
 """
 
 from __future__ import annotations
@@ -112,3 +115,21 @@ def _line_of(err: Exception, path: Path) -> str:
             lines.append(tb.tb_lineno)
         tb = tb.tb_next
     return f" at line {lines[-1]}" if lines else ""
+
+
+def registers(family: str, path: Path) -> list[str]:
+    """The names ``path`` registers in ``family`` (``optimizer``, ``init``, ...): what it
+    adds to the registry, imported as a study would import it."""
+    from dlbench.components import FAMILIES
+
+    registry = FAMILIES[family]
+    before = set(registry.names())
+    _load_file(str(path.resolve()), Path.cwd())
+    return [name for name in registry.names() if name not in before]
+
+
+if __name__ == "__main__":
+    try:
+        print(" ".join(registers(sys.argv[1], Path(sys.argv[2]))))
+    except ConfigError as err:
+        sys.exit(f"dlbench: error: {err}")

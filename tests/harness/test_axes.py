@@ -130,10 +130,10 @@ def test_a_problem_arm_carries_its_own_settings(workdir: Path) -> None:
     assert list(cells) == ["mlp default", "mlp he_normal", "cnn default", "cnn he_normal"]
     assert cells["mlp default"].problem_kwargs["width"] == 16
     assert "width" not in cells["cnn default"].settings  # the MLP's setting only
-    # the arm's own settings come after fixed ones: a problem's default in this study
+    # its defaults in this study: a fixed setting (a smoke tier's, --set's) beats them
     fixed = text.replace("{epochs: 1}", "{epochs: 1, width: 64}")
     cells = {c.arm_label: c for c in expand(load_study(write_study(workdir, fixed)))}
-    assert cells["mlp default"].settings["width"] == 16
+    assert cells["mlp default"].settings["width"] == 64
 
 
 def test_an_arm_every_problem_refuses_refuses_the_study(workdir: Path) -> None:

@@ -47,6 +47,22 @@ def test_overrides_set_fields_and_settings(workdir: Path) -> None:
     assert "optimizer" not in load_study(path, overrides=["optimizer=adam"]).grid
 
 
+def test_set_adds_to_a_list_and_names_plugins_from_the_current_directory(workdir: Path) -> None:
+    path = (
+        write_study(workdir / "studies", TINY_STUDY)
+        if (workdir / "studies").mkdir() is None
+        else None
+    )
+    spec = load_study(path, overrides=["grid.optimizer+=[nesterov]", "grid.optimizer+=adamw"])
+    assert [a.label for a in spec.grid["optimizer"]] == ["sgd", "adam", "nesterov", "adamw"]
+    (workdir / "mine.py").write_text("X = 1\n")  # here, not next to the study file
+    spec = load_study(path, overrides=["plugins+=[mine.py]"])
+    assert [p.path for p in spec.plugins] == [str(workdir / "mine.py")]
+    for bad, message in [("epochs+=1", "a grid axis"), ("name+=x", "not one")]:
+        with pytest.raises(ConfigError, match=message):
+            load_study(path, overrides=[bad])
+
+
 BAD = {
     "misspelt setting": (
         "fixed: {epoch: 3}",

@@ -24,7 +24,7 @@ from dlbench.harness.settings import (
     optimizer_keys,
 )
 from dlbench.problems import PROBLEMS
-from dlbench.registry import Choice
+from dlbench.registry import Choice, Entry
 
 if TYPE_CHECKING:
     from dlbench.harness.spec import StudySpec
@@ -102,13 +102,11 @@ class Cell:
 
 def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The cell's problem (its ``problem`` arm's, else the study's) and its settings: the
-    problem's budget, then the fixed settings, then each arm's (a ``problem`` arm's own
-    settings first), then every default filled in (so MLflow records all)."""
-    settings: dict[str, Any] = {}
-    for arm_settings in arms.values():
-        settings.update(arm_settings)
-    entry = PROBLEMS.get(settings.pop("problem", spec.problem))
-    settings = {**TRAINING_DEFAULTS, **entry.flags["budget"], **spec.fixed, **settings}
+    problem's budget, its ``problem`` arm's own settings (its defaults in this study),
+    the fixed settings, each other arm's, then every default filled in (so MLflow
+    records all)."""
+    entry, given = _given(spec, arms)
+    settings = {**TRAINING_DEFAULTS, **entry.flags["budget"], **given}
     settings = {**entry.hyperparameters, **settings}
     optimizer = OPTIMIZERS.get(settings["optimizer"]).hyperparameters
     # Hyperparameters of other optimizers do not apply to this cell and are dropped.
@@ -129,16 +127,24 @@ def resolve(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[str
     return entry.name, dict(sorted(settings.items()))
 
 
+def _given(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> tuple[Entry, dict[str, Any]]:
+    """The cell's problem and what the study file sets for it, in order of precedence."""
+    own = dict(arms.get("problem", {}))
+    entry = PROBLEMS.get(own.pop("problem", spec.problem))
+    given = {**own, **spec.fixed}
+    for axis, arm_settings in arms.items():
+        if axis != "problem":
+            given.update(arm_settings)
+    return entry, given
+
+
 def refusal(spec: StudySpec, arms: Mapping[str, Mapping[str, Any]]) -> str | None:
     """Why the cell of ``arms`` cannot train, or None: a setting of the study (fixed or an
     arm's) that the cell's own problem does not take, or a value it does not allow.
 
     Only a study that compares problems can refuse a cell: each of its settings is
     checked against some problem (``axes.checked``), not against every one."""
-    given: dict[str, Any] = dict(spec.fixed)
-    for arm_settings in arms.values():
-        given.update(arm_settings)
-    entry = PROBLEMS.get(given.pop("problem", spec.problem))
+    entry, given = _given(spec, arms)
     for key, value in given.items():
         if "." in key:  # a component's own setting (``norm.groups``): checked with it
             continue

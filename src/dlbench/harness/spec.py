@@ -162,6 +162,8 @@ def load_study(
             raw = _apply_smoke(raw, origins)
         for item in overrides:
             raw = _apply_override(raw, item, origins)
+        if "plugins" in origins:  # --set plugins=[...] or plugins+=[...]
+            loaded = plugins.load(raw.get("plugins"), path)
         spec = _build({**raw, "claim": None, "reference": None} if written else raw, str(path), sha)
         stated = written or spec
         return dataclasses.replace(
@@ -211,14 +213,21 @@ def _apply_smoke(raw: dict, origins: dict[str, str]) -> dict:
 
 
 def _apply_override(raw: dict, item: str, origins: dict[str, str]) -> dict:
-    """``--set key=value``: a top-level field (dotted for nesting) or any settings key."""
+    """``--set key=value``: a top-level field (dotted for nesting) or any settings key;
+    ``key+=value`` adds to a list (``grid.optimizer+=my_optim``). Plugin files named here
+    are relative to the current directory, not to the study file."""
     key, sep, text = item.partition("=")
+    append = key.endswith("+")
+    key = key.removesuffix("+")
     if not sep or not key:
-        raise ConfigError(f"expected key=value, got {item!r}", source="--set")
+        raise ConfigError(f"expected key=value or key+=value, got {item!r}", source="--set")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise ConfigError(f"cannot parse value {text!r}", source="--set", key=key) from None
+    if key == "plugins" and isinstance(value, list | str):
+        named = value if isinstance(value, list) else [value]
+        value = [str(Path.cwd() / n) if isinstance(n, str) and n else n for n in named]
     raw = {**raw, "fixed": dict(raw.get("fixed") or {}), "grid": dict(raw.get("grid") or {})}
     parts = key.split(".")
     if parts[0] in TOP_KEYS and parts[0] not in ("fixed", "grid") or len(parts) > 1:
@@ -226,8 +235,16 @@ def _apply_override(raw: dict, item: str, origins: dict[str, str]) -> dict:
         for part in parts[:-1]:
             node[part] = dict(node.get(part) or {})
             node = node[part]
+        if append:
+            if not isinstance(node.get(parts[-1]) or [], list):
+                raise ConfigError("+= adds to a list, and this is not one", source="--set", key=key)
+            value = (node.get(parts[-1]) or []) + (value if isinstance(value, list) else [value])
         node[parts[-1]] = value
         origins[key] = "--set"
+    elif append:
+        raise ConfigError(
+            "+= adds to a list: a grid axis (grid.KEY+=...) or plugins", source="--set", key=key
+        )
     else:  # a settings key: fixes it for every cell, replacing a grid axis of that name
         raw["fixed"][key] = value
         raw["grid"].pop(key, None)
