@@ -43,6 +43,10 @@ SECONDS = "dlbench.seconds"
 STACKED = "dlbench.stacked"  # the number of cells trained together (1: alone)
 STACK_SECONDS = "dlbench.stack_seconds"  # a stack's wall time, on each of its cells' runs
 OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized value
+# Child-run metrics: one step of the cell timed alone (not its share of a stack), seconds:
+STEP_SECONDS = "time/step_s"  # forward, backward and optimizer update
+OPTIMIZER_STEP_SECONDS = "time/optimizer_step_s"  # the optimizer's update alone
+STEPS = "train/steps"  # per-epoch metric: optimizer steps so far
 PARENT = "mlflow.parentRunId"
 
 

@@ -7,6 +7,7 @@ returns each cell's result; the worker records them.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import lightning as L
 from mlflow.tracking import MlflowClient
+from torch import nn
 
 from dlbench.data.lightning import LightningData
 from dlbench.harness import encoders
@@ -25,6 +27,7 @@ from dlbench.harness.plan import Built, build
 from dlbench.harness.settings import DEFAULT_PRECISION
 from dlbench.harness.spec import Objective
 from dlbench.problems import Setup
+from dlbench.records import OPTIMIZER_STEP_SECONDS, STEP_SECONDS
 from dlbench.systems.training import (
     DIVERGED,
     PRUNED,
@@ -108,11 +111,15 @@ def train(
                 built.append(build(cell))
                 if built[-1].setup.encoder != "random":
                     _transfer_encoder(built[-1].setup, cell.seed, client, run_id)
+            nets = [copy.deepcopy(b.net()) for b in built]  # untrained, to time alone
             system = system_of(built, pruning, loggers)
             members = system.members
             if compile_models:
                 system.stack.compile()
             fit(system, built[0], accelerator, devices)
+            fitted = time.perf_counter()  # the cells' cost; the timing below is not theirs
+            for k, (net, logger) in enumerate(zip(nets, loggers, strict=True)):
+                logger.log_metrics(_step_seconds(system, k, built[0], net), step=0)
     finally:
         for one, logger in zip(built, loggers, strict=False):
             size = one.setup.datamodule.batch_size if one.setup.datamodule.tensors else None
@@ -121,11 +128,24 @@ def train(
             if size is not None:
                 logger.log_hyperparams({"batch_size_effective": size})
             logger.flush()  # what a diverged, pruned or crashed cell logged
-    wall = time.perf_counter() - start
+    wall = fitted - start
     return [
         _result(one, member, objective, client, run_id, wall, len(cells))
         for one, member, run_id in zip(built, members, run_ids, strict=True)
     ]
+
+
+def _step_seconds(system: TrainingSystem, k: int, first: Built, net: nn.Module) -> dict[str, float]:
+    """Member ``k``'s step timed alone on the first training batch (``first``: the stack's
+    first cell, whose data the stack trained on, the same as every member's):
+    ``time/step_s`` (forward, backward, optimizer) and ``time/optimizer_step_s`` (the
+    optimizer's update alone)."""
+    data = first.setup.datamodule
+    x, y = data.tensors["train"]
+    size = len(x) if data.batch_size is None else data.batch_size
+    bf16 = first.cell.settings.get("precision") == "bf16-mixed"
+    step, update = system.lone_step_seconds(k, net, x[:size], y[:size], bf16=bf16)
+    return {STEP_SECONDS: step, OPTIMIZER_STEP_SECONDS: update}
 
 
 def fit(

@@ -9,9 +9,9 @@ does not depend on lr (tests/systems/test_optimizers.py checks each entry), so o
 step of the stack matches K separate steps to float rounding. Optimizer state lives
 per slice, so no member's moments ever mix with another's.
 
-Each member's optimizer seconds are timed (``seconds``): a group's step time is shared
-equally by its members, as a stack's wall time is (``time/epoch_s``), so the per-step
-cost of an optimizer is recorded for stacked cells as for lone ones.
+Each member's optimizer seconds are timed (``seconds``, a group's step time shared
+equally by its members): a cell's step timed alone
+(``TrainingSystem.lone_step_seconds``) reads its optimizer's part from here.
 """
 
 from __future__ import annotations

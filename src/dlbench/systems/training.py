@@ -18,13 +18,15 @@ One Lightning training step is one whole epoch (the data module hands over the
 epoch's ``InMemoryLoader``): the system runs the epoch's optimizer steps itself, so
 Lightning's per-step machinery runs once an epoch. Metrics are per epoch, per member:
 ``train/loss``, ``val/loss``, ``val/acc`` (classification), ``time/epoch_s`` (the
-member's share of the epoch's wall time), then ``test/*``. Per-step values stay on
+member's share of the epoch's wall time), ``train/steps`` (optimizer steps so far), then
+``test/*``; the runner adds what one step of the cell costs alone (``lone_step_seconds``). Per-step values stay on
 the device and are read once an epoch (one host-device sync for all members).
 """
 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from dlbench.components.losses import Loss
 from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import Multiplier
 from dlbench.data.memory import InMemoryLoader
+from dlbench.records import STEPS
 from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
 from dlbench.systems.stack import ModelStack, Streams, draws
 
@@ -52,6 +55,9 @@ Batch = tuple[Tensor, int, Tensor | None]
 Prune = Callable[[int, dict[str, list[float]]], bool]
 
 TRAINING, STOPPED, DIVERGED, PRUNED = "training", "stopped", "diverged", "pruned"
+# A cell's step timed alone (``TrainingSystem.lone_step_seconds``): 3 steps to warm up
+# (allocations, optimizer state), then the median of 10, which a stray slow step does not move.
+WARMUP_STEPS, TIMED_STEPS = 3, 10
 
 
 @dataclass
@@ -133,7 +139,6 @@ class TrainingSystem(L.LightningModule):
         self._optimizer: StackOptimizer | None = None
         self._multiplier: Multiplier | None = None
         self._steps, self._epoch_start = 0, 0.0
-        self._spent = [0.0] * len(self.members)  # optimizer seconds at the last epoch's end
         self._orders: list[InMemoryLoader] = []  # each member's batch order, from its seed
 
     @property
@@ -228,6 +233,52 @@ class TrainingSystem(L.LightningModule):
         augment = self.augmentation
         return lambda x: augment(x, torch.zeros(len(x), dtype=torch.long, device=x.device))[0]
 
+    # -- what a step costs alone ---------------------------------------------------------
+    def lone_step_seconds(
+        self, k: int, net: nn.Module, x: Tensor, y: Tensor, *, bf16: bool = False
+    ) -> tuple[float, float]:
+        """Member ``k``'s training step timed alone on the batch (x, y): the median seconds
+        of a whole step (forward, backward, optimizer) and of its optimizer step, over
+        ``TIMED_STEPS`` after ``WARMUP_STEPS`` (which also create the optimizer's state).
+
+        A stacked member's share of the stack's time depends on how many cells it was
+        stacked with; these do not, so seconds to a target (steps x step) and the cost of
+        an optimizer step beyond SGD's are the cell's own. ``net`` is an untrained copy of
+        the member's model (the timing steps train it, not the member); ``bf16``: the
+        cell trains in bf16-mixed, so the forward pass is autocast as Lightning does.
+        """
+        member = self.members[k]
+        lone = TrainingSystem(
+            [Member(net, member.optimizer, member.seed, member.rng)],
+            self.loss,
+            multiplier=self.multiplier_factory,
+            regularizer=self.regularizer,
+            augmentation=self.augmentation,
+            classification=self.classification,
+            reconstruct=self.reconstruct,
+            pretext=self.pretext,
+        ).to(self.device)
+        lone.configure_optimizers()
+        lone._multiplier = lambda step: 1.0
+        assert lone._optimizer is not None
+        cuda = self.device if self.device.type == "cuda" else None
+        autocast = torch.autocast(self.device.type, torch.bfloat16) if bf16 else None
+        steps, optimizer = [], []
+        x, y = x.to(self.device)[None], y.to(self.device)[None]
+        for i in range(WARMUP_STEPS + TIMED_STEPS):
+            spent = lone._optimizer.seconds[0]
+            if cuda is not None:
+                torch.cuda.synchronize(cuda)
+            start = time.perf_counter()
+            with autocast or contextlib.nullcontext():
+                lone._train_step(x, y)
+            if cuda is not None:
+                torch.cuda.synchronize(cuda)
+            if i >= WARMUP_STEPS:
+                steps.append(time.perf_counter() - start)
+                optimizer.append(lone._optimizer.seconds[0] - spent)
+        return statistics.median(steps), statistics.median(optimizer)
+
     # -- evaluation: every member on the same batches ------------------------------------
     @contextlib.contextmanager
     def _fixed_draws(self, batch_idx: int) -> Any:
@@ -279,21 +330,9 @@ class TrainingSystem(L.LightningModule):
         share = (time.perf_counter() - self._epoch_start) / self.k
         steps = len(self._batches.get("train", []))
         summary = self._epoch_metrics("train")
-        # Optimizer steps so far, and each member's optimizer seconds in this epoch: the
-        # steps and seconds to a target, and what an optimizer step costs beyond SGD's.
-        assert self._optimizer is not None
-        spent = [t - before for t, before in zip(self._optimizer.seconds, self._spent, strict=True)]
-        self._spent = list(self._optimizer.seconds)
+        # Optimizer steps so far: how many steps it took to reach a target.
         self._log(
-            [
-                {
-                    **metrics,
-                    "time/epoch_s": share,
-                    "time/optimizer_s": own,
-                    "train/steps": self._steps,
-                }
-                for (metrics, _), own in zip(summary, spent, strict=True)
-            ]
+            [{**metrics, "time/epoch_s": share, STEPS: self._steps} for metrics, _ in summary]
         )
         epoch = self.current_epoch
         for k, (member, (_, first_bad)) in enumerate(zip(self.members, summary, strict=True)):
