@@ -96,6 +96,7 @@ def test_arm_summary_counts_and_moments():
         "pruned",
         "running",
         "missing",
+        "refused",
         "divergence_rate",
     ]
     assert summary["arm"].tolist() == ["b", "a", "c"]
@@ -298,11 +299,14 @@ def search_trials() -> pd.DataFrame:
 def test_best_of_k_maximize():
     # Seed 0 best so far: 0.3, 0.3, 0.5, 0.5. Seed 1: none, 0.6, then it keeps 0.6.
     table = best_of_k(search_trials(), "objective", ["a", "empty"], "maximize")
-    assert list(table.columns) == ["arm", "k", "mean", "n"]
+    assert list(table.columns) == ["arm", "k", "mean", "n", "low", "high"]
     assert table["arm"].tolist() == ["a"] * 4
     assert table["k"].tolist() == [1, 2, 3, 4]
     assert table["mean"].tolist() == pytest.approx([0.3, 0.45, 0.55, 0.55])
     assert table["n"].tolist() == [1, 2, 2, 2]
+    # The band over seeds: the smaller and the larger of the two seeds' best so far.
+    assert table["low"].tolist() == pytest.approx([0.3, 0.3, 0.5, 0.5])
+    assert table["high"].tolist() == pytest.approx([0.3, 0.6, 0.6, 0.6])
 
 
 def test_best_of_k_minimize():

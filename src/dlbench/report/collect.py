@@ -70,6 +70,14 @@ def _typed_column(values: pd.Series) -> pd.Series:
     return values.astype("str").where(values.notna())
 
 
+def _number(text: str | None) -> float:
+    """A numeric param as a float; NaN when absent or not a number."""
+    value = _typed(text) if text is not None else math.nan
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    )
+
+
 class StudyRuns:
     """The MLflow records of one study, read once: its plan, its cells, their attempts."""
 
@@ -252,7 +260,10 @@ class StudyRuns:
         return frame
 
     def trial_frame(self) -> pd.DataFrame:
-        """Search studies: one row per trial (arm, seed, trial, outcome, objective)."""
+        """Search studies: one row per trial (arm, seed, trial, outcome, objective), then
+        the trial's label on each axis, its ``lr`` (the searched value, NaN where the
+        trial has none), its ``seconds`` (as ``frame``'s for one run) and its ``run_id``:
+        what the optimizer views plot against the learning rate and the tuning budget."""
         rows = [
             {
                 "arm": self._arm(run.data.tags),
@@ -260,11 +271,18 @@ class StudyRuns:
                 "trial": int(trial),
                 "outcome": run.data.tags.get(OUTCOME, "running"),
                 OBJECTIVE_METRIC: run.data.metrics.get(OBJECTIVE_METRIC, math.nan),
+                **{a: run.data.tags.get(ARM + a) for a in self.axes},
+                "lr": _number(run.data.params.get("lr")),
+                "seconds": self._seconds(run),
+                "run_id": run.info.run_id,
             }
             for (_, trial), run in self.latest.items()
             if trial is not None
         ]
-        columns = ["arm", "seed", "trial", "outcome", OBJECTIVE_METRIC]
+        first = ["arm", "seed", "trial", "outcome", OBJECTIVE_METRIC]
+        columns = (
+            first + [a for a in self.axes if a not in (*first, "lr")] + ["lr", "seconds", "run_id"]
+        )
         return pd.DataFrame(rows, columns=columns).sort_values(["arm", "seed", "trial"])
 
     def curves(self, metrics: list[str], cells: set[str] | None = None) -> pd.DataFrame:

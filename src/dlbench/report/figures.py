@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from dlbench.records import OBJECTIVE_METRIC  # noqa: E402
 from dlbench.report.stats import bootstrap_ci  # noqa: E402
 
 STYLE = {"style": "whitegrid", "palette": "colorblind", "context": "paper"}
@@ -25,13 +26,41 @@ FORMATS = ("png", "svg", "pdf")
 # No dates or random ids in the files, so the same data renders the same bytes.
 METADATA = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
 MAX_LINES = 10  # the colour-blind palette has 10 colours; more arms would share them
+PANEL_COLUMNS = 3  # per-problem figures wrap after this many panels
 
 
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[plt.Figure, np.ndarray]:
+def _figure(
+    width: float, height: float, ncols: int = 1, nrows: int = 1
+) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of ``nrows`` x ``ncols`` panels, their axes in reading order."""
     sns.set_theme(**STYLE)
     plt.rcParams["svg.hashsalt"] = "dlbench"  # fixed element ids in SVG
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
-    return fig, axes[0]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    return fig, axes.ravel()
+
+
+def _panels(count: int) -> tuple[plt.Figure, np.ndarray]:
+    """One panel per problem, ``PANEL_COLUMNS`` to a row (a study of eight problems stays
+    readable); the grid's spare panels are hidden."""
+    ncols = min(count, PANEL_COLUMNS)
+    nrows = -(-count // ncols)
+    fig, axes = _figure(4.2 * ncols, 3.4 * nrows, ncols, nrows)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def _legend(axes: np.ndarray) -> None:
+    """One legend for every panel's lines, right of the last panel (a panel may lack some)."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        axes[-1].legend(
+            handles.values(), handles.keys(), bbox_to_anchor=(1.02, 1), loc="upper left",
+            fontsize="small",
+        )  # fmt: skip
 
 
 def save(fig: plt.Figure, folder: Path, stem: str) -> str:
@@ -175,4 +204,69 @@ def along(frame: pd.DataFrame, x: str, metrics: list[str], label: str) -> plt.Fi
         ax.set_xscale("log")
     ax.set(xlabel=x, ylabel=label)
     ax.legend(fontsize="small")
+    return fig
+
+
+# -- optimizers across problems (report/optimizers.py's numbers) --------------------------
+def performance_profiles(
+    profiles: dict[str, pd.DataFrame], order: list[str], r_max: float
+) -> plt.Figure:
+    """One panel per time measure: rho(tau) per optimizer as a step line, tau from 1 to
+    ``r_max`` on a log axis (each profile evaluated where it steps, so the line is exact)."""
+    fig, axes = _figure(4.2 * len(profiles), 3.6, len(profiles))
+    colours = _colours(order)
+    ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8) if t <= r_max]
+    for ax, (measure, profile) in zip(axes, profiles.items(), strict=True):
+        for optimizer in order:
+            if optimizer in profile.index:
+                ax.step(
+                    profile.columns, profile.loc[optimizer], where="post", linewidth=1.5,
+                    color=colours[optimizer], label=optimizer,
+                )  # fmt: skip
+        ax.set(xscale="log", xlim=(1, r_max), ylim=(-0.03, 1.03), title=f"by {measure}")
+        ax.set(xlabel=f"tau ({measure} to target / the fastest's)", ylabel="share of problems")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    _legend(axes)
+    return fig
+
+
+def lr_sensitivity(
+    points: pd.DataFrame, problems: list[str], order: list[str], label: str
+) -> plt.Figure:
+    """One panel per problem: every completed search trial's objective against its
+    learning rate (log x), one colour per optimizer (DeepOBS's sensitivity view)."""
+    fig, axes = _panels(len(problems))
+    colours = _colours(order)
+    for ax, problem in zip(axes, problems, strict=True):
+        data = points[points["problem"] == problem]
+        for optimizer in order:
+            own = data[data["optimizer"] == optimizer]
+            if len(own):
+                ax.scatter(own["lr"], own[OBJECTIVE_METRIC], s=18, alpha=0.8,
+                           color=colours[optimizer], label=optimizer)  # fmt: skip
+        ax.set(xscale="log", xlabel="learning rate", ylabel=label, title=problem)
+    _legend(axes)
+    return fig
+
+
+def tuneability(
+    best: pd.DataFrame, problems: list[str], order: list[str], label: str
+) -> plt.Figure:
+    """One panel per problem: the best objective of the first k search trials per
+    optimizer, mean over seeds, band from the worst seed's to the best seed's."""
+    fig, axes = _panels(len(problems))
+    colours = _colours(order)
+    for ax, problem in zip(axes, problems, strict=True):
+        data = best[best["problem"] == problem]
+        for optimizer in order:
+            own = data[data["optimizer"] == optimizer].sort_values("k")
+            if own.empty:
+                continue
+            ax.plot(own["k"], own["mean"], marker="o", markersize=3, color=colours[optimizer],
+                    label=optimizer)  # fmt: skip
+            ax.fill_between(own["k"], own["low"], own["high"], color=colours[optimizer], alpha=0.2)
+        ax.set(xlabel="search trials k", ylabel=f"best {label} of k", title=problem)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend(axes)
     return fig

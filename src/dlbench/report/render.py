@@ -19,7 +19,7 @@ import pandas as pd
 
 from dlbench.errors import ConfigError
 from dlbench.records import OBJECTIVE_METRIC, PLUGINS
-from dlbench.report import figures, published, stats, tables, verdict
+from dlbench.report import figures, optimizer_views, published, stats, tables, verdict
 from dlbench.report.collect import StudyRuns
 from dlbench.report.document import Block, Figure, Heading, Paragraph, TableBlock, markdown, to_html
 
@@ -360,6 +360,7 @@ class Report:
             self.cost()
         if self.runs.is_search:
             self.search_budget()
+        optimizer_views.section(self)  # a search over problems and optimizers
         self.comparisons()
         self.unfinished()
         (self.out / "index.md").write_text(markdown(self.blocks))

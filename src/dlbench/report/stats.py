@@ -268,8 +268,10 @@ def best_of_k(trials: pd.DataFrame, metric: str, order: list[str], direction: st
     ``trials`` has one row per search trial (``arm, seed, trial, outcome, <metric>``). For each
     seed the best completed metric among its first k trials (in trial order) is NaN until one
     completes; a seed that ran fewer than k trials keeps its best of all it ran. k runs from 1 to
-    the arm's largest per-seed trial count; ``n`` counts the seeds with a value at k. Arms with
-    no trials get no rows.
+    the arm's largest per-seed trial count; ``n`` counts the seeds with a value at k, and
+    ``low``/``high`` are the smallest and largest of those seeds' values (the band a tuneability
+    figure draws: with a handful of seeds, their range says what happened where a bootstrap
+    interval of so few values would be too narrow). Arms with no trials get no rows.
     """
     sign = _sign(direction)
     rows = []
@@ -284,5 +286,14 @@ def best_of_k(trials: pd.DataFrame, metric: str, order: list[str], direction: st
         budget = max((len(best) for best in bests.values()), default=0)
         for k in range(1, budget + 1):
             at_k = pd.Series([best[min(k, len(best)) - 1] for best in bests.values()])
-            rows.append({"arm": arm, "k": k, "mean": at_k.mean(), "n": int(at_k.notna().sum())})
-    return pd.DataFrame(rows, columns=["arm", "k", "mean", "n"])
+            rows.append(
+                {
+                    "arm": arm,
+                    "k": k,
+                    "mean": at_k.mean(),
+                    "n": int(at_k.notna().sum()),
+                    "low": at_k.min(),
+                    "high": at_k.max(),
+                }
+            )
+    return pd.DataFrame(rows, columns=["arm", "k", "mean", "n", "low", "high"])
