@@ -211,9 +211,14 @@ def test_make_bench_my_optimizer_adds_the_plugins_optimizers_to_the_benchmark(
     frame = api.results("optimizer_benchmark_smoke", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert list(frame["optimizer"].unique()) == ["sgd", "adam", "signsgd"]
     assert frame["problem"].nunique() == 4 and (frame["outcome"] == "completed").all()
-    page = (tmp_path / "reports" / "optimizer_benchmark_smoke" / "index.md").read_text()
+    report = tmp_path / "reports" / "optimizer_benchmark_smoke"
+    page = (report / "index.md").read_text()
     sha = hashlib.sha256(SIGN_SGD.encode()).hexdigest()
     assert "signsgd" in page and sha[:12] in page
+    for figure in ("profile", "lr_sensitivity", "tuneability"):
+        assert f"figures/{figure}.png" in page and (report / "figures" / f"{figure}.png").is_file()
+    scores = (report / "tables" / "scores.csv").read_text()
+    assert "signsgd" in scores
 
 
 def test_make_bench_my_optimizer_without_a_plugin_says_how(tmp_path: Path) -> None:
