@@ -101,7 +101,7 @@ bench-claims: $(STAMP) ## every claim study (studies/claims/) and the verdicts p
 	for study in studies/claims/*.yaml; do $(BIN)/dlbench run $$study --workers 2 || exit 1; done
 	$(BIN)/dlbench report --claims
 
-bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-ssl bench-claims ## every study and claim on embedded or generated data (~75 min on 2 cores)
+bench-all: bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-optimizer-benchmark bench-ssl bench-claims ## every study and claim on embedded or generated data (~80 min on 2 cores)
 
 bench-overhead: $(STAMP) ## time one harness cell against a plain PyTorch loop: MNIST-1D MLP, digits MLP and CNN (RESULTS.md)
 	$(BIN)/python benchmarks/overhead.py
