@@ -1,5 +1,5 @@
 """The report's "Optimizers across problems" section, rendered from a small MLflow store
-written by hand (optimizers.py's numbers: test_optimizers.py)."""
+written by hand (optimizer_metrics.py's numbers: test_optimizer_metrics.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tables of the report's "Optimizers across problems" section (report/optimizers.py's
+"""The tables of the report's "Optimizers across problems" section (report/optimizer_metrics.py's
 numbers, laid out by optimizer_views.py): time to target, AlgoPerf's score, per-step cost.
 
 Each is a :class:`tables.Table`, written as Markdown, HTML, LaTeX and CSV like the others.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from dlbench.records import OPTIMIZER_STEP_SECONDS, STEP_SECONDS
-from dlbench.report.optimizers import R_MAX, TARGET_FRACTION
+from dlbench.report.optimizer_metrics import R_MAX, TARGET_FRACTION
 from dlbench.report.tables import DASH, Table, _best_row, number, seconds_shown
 
 NOT_REACHED = "not reached"
@@ -43,7 +43,7 @@ def _fastest(data: pd.DataFrame, group: str, columns: list[str]) -> set[tuple[in
 
 def time_to_target(summary: pd.DataFrame, targets: pd.Series, metric: str, direction: str) -> Table:
     """Per problem and optimizer: its target, the epochs, steps and seconds to it over
-    seeds (``optimizers.time_summary``), and how many seeds reached it; the fastest per
+    seeds (``optimizer_metrics.time_summary``), and how many seeds reached it; the fastest per
     problem in bold. A measure no cell has (a study older than it) is left out."""
     data = summary.assign(target=summary["problem"].map(targets)).reset_index(drop=True)
     measures = [c for c in ("epochs", "steps", "seconds") if data[c].notna().any()]
@@ -128,7 +128,7 @@ def _milliseconds(value: float, sign: str = "") -> str:
 
 
 def step_cost(cost: pd.DataFrame, baseline: str | None) -> Table:
-    """Per problem and optimizer (``optimizers.step_cost``): the median milliseconds of
+    """Per problem and optimizer (``optimizer_metrics.step_cost``): the median milliseconds of
     its optimizer update and of its whole step over cells, and the update's difference
     from SGD's on the same problem when the study has SGD."""
     data = cost.reset_index(drop=True)

@@ -1,5 +1,5 @@
 """The report's "Optimizers across problems" section: a search study that tunes every
-optimizer on every problem, judged the way optimizer benchmarks judge (report/optimizers.py).
+optimizer on every problem, judged the way optimizer benchmarks judge (report/optimizer_metrics.py).
 
 It applies to a search study with a ``problem`` and an ``optimizer`` grid axis and at least
 two problems. An "optimizer" here is an arm's labels on every axis but ``problem`` (just the
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from dlbench.records import STEPS
-from dlbench.report import figures, optimizer_tables, optimizers
+from dlbench.report import figures, optimizer_metrics, optimizer_tables
 from dlbench.report.document import Heading, Paragraph
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def section(report: Report) -> None:
     keys, problems = _keys(runs), runs.labels("problem")
     order = list(dict.fromkeys(optimizer for _, optimizer in keys.values()))
     frame = _with_keys(report.frame, keys)
-    target = optimizers.targets(frame, report.direction).reindex(problems).dropna()
+    target = optimizer_metrics.targets(frame, report.direction).reindex(problems).dropna()
     ran = frame[frame["cell"].notna() & ~frame["outcome"].isin(["running", "missing"])]
     wanted = list(dict.fromkeys([runs.metric, STEPS]))
     curves = _with_keys(runs.curves(wanted, set(ran["cell"])), keys)
@@ -79,7 +79,7 @@ def section(report: Report) -> None:
         f"A problem's target is its best optimizer's median final {report.label} over seeds "
         "(for an even number of seeds, the better middle one), "
         f"{'times' if report.direction == 'maximize' else 'divided by'} "
-        f"{optimizers.TARGET_FRACTION:g}"
+        f"{optimizer_metrics.TARGET_FRACTION:g}"
     )
     report.blocks += [
         Heading("Optimizers across problems"),
@@ -90,16 +90,16 @@ def section(report: Report) -> None:
         ),
     ]
     if runs.metric in logged and len(target):
-        times = optimizers.time_to_target(curves, ran, target, report.direction, runs.metric)
-        summary = optimizers.time_summary(times)
+        times = optimizer_metrics.time_to_target(curves, ran, target, report.direction, runs.metric)
+        summary = optimizer_metrics.time_summary(times)
         report.blocks.append(Heading("Time to target", 3))
         report.table(
             optimizer_tables.time_to_target(summary, target, runs.metric, report.direction)
         )
         _profiles(report, summary, problems, order, f"{rule}. Seeds {seeds}.")
     trials = _with_keys(runs.trial_frame(), keys)
-    points = optimizers.lr_sensitivity(trials)
-    best = optimizers.tuneability(trials, report.direction)
+    points = optimizer_metrics.lr_sensitivity(trials)
+    best = optimizer_metrics.tuneability(trials, report.direction)
     if len(points):
         report.figure(
             figures.lr_sensitivity(points, problems, order, report.label),
@@ -119,7 +119,7 @@ def section(report: Report) -> None:
             f"confidence interval). How much tuning an optimizer needs.",
         )
     baseline = _baseline(runs, frame, order)
-    cost = optimizers.step_cost(frame, baseline)  # no rows before time/optimizer_step_s
+    cost = optimizer_metrics.step_cost(frame, baseline)  # no rows before time/optimizer_step_s
     if len(cost):
         report.blocks.append(Heading("Per-step optimizer cost", 3))
         report.table(optimizer_tables.step_cost(cost, baseline))
@@ -130,7 +130,7 @@ def _profiles(
 ) -> None:
     """The integrated scores and the performance profiles, by each time measure logged for
     every (problem, optimizer)."""
-    measures = [m for m in optimizers.MEASURES if summary[m].notna().all()]
+    measures = [m for m in optimizer_metrics.MEASURES if summary[m].notna().all()]
     if not measures:
         return
     times = {
@@ -140,21 +140,21 @@ def _profiles(
         .dropna(axis=1, how="all")
         for m in measures
     }
-    scored = pd.DataFrame({m: optimizers.integrated_score(times[m]) for m in measures})
+    scored = pd.DataFrame({m: optimizer_metrics.integrated_score(times[m]) for m in measures})
     scored_on = times[measures[0]].notna().sum()
     report.blocks.append(Heading("Benchmark score", 3))
     report.table(optimizer_tables.scores(scored, scored_on, len(times[measures[0]])))
     profiles = {
-        m: optimizers.performance_profile(times[m], optimizers.profile_taus(times[m]))
+        m: optimizer_metrics.performance_profile(times[m], optimizer_metrics.profile_taus(times[m]))
         for m in measures
     }
     report.figure(
-        figures.performance_profiles(profiles, order, optimizers.R_MAX),
+        figures.performance_profiles(profiles, order, optimizer_metrics.R_MAX),
         "profile",
         "Performance profiles",
         "rho(tau): the share of problems on which an optimizer's time to target (over seeds, "
         "as in the time-to-target table; never reached: within no tau) is within tau times "
         "the fastest "
-        f"optimizer's on that problem, tau from 1 to {optimizers.R_MAX:g} on a log axis "
+        f"optimizer's on that problem, tau from 1 to {optimizer_metrics.R_MAX:g} on a log axis "
         f"(AlgoPerf, Dahl et al. 2023). Its normalized area is the score above. {rule}",
     )

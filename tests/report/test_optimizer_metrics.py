@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dlbench.records import OPTIMIZER_STEP_SECONDS, STEP_SECONDS, STEPS
-from dlbench.report import optimizer_tables, optimizers
+from dlbench.report import optimizer_metrics, optimizer_tables
 
 INF, NAN = math.inf, math.nan
 
@@ -38,21 +38,21 @@ def test_target_is_what_the_best_optimizer_reaches_in_half_its_seeds_less_one_pe
             ("q", "sgd", 1, "completed", 0.60),  # two seeds: the better one, 0.60
         ]
     )
-    target = optimizers.targets(frame, "maximize")
+    target = optimizer_metrics.targets(frame, "maximize")
     assert target.to_dict() == pytest.approx({"p": 0.85 * 0.99, "q": 0.60 * 0.99})
     # As losses: sgd 1.6, 1.8, 1.4 (median 1.6) beats adam 1.7, 1.5, 1.9 (median 1.7); on q
     # the better of two seeds is now the smaller, 1.0.
     losses = frame.assign(objective=frame["objective"] * 2)
-    target = optimizers.targets(losses, "minimize")
+    target = optimizer_metrics.targets(losses, "minimize")
     assert target.to_dict() == pytest.approx({"p": 1.6 / 0.99, "q": 1.0 / 0.99})
 
 
 def test_half_best_is_the_median_or_the_better_middle_value() -> None:
-    assert optimizers.half_best(pd.Series([30.0, INF, 40.0]), "minimize") == 40.0  # median
-    assert optimizers.half_best(pd.Series([30.0, INF]), "minimize") == 30.0  # one of two
-    assert optimizers.half_best(pd.Series([INF, INF, 5.0]), "minimize") == INF
-    assert optimizers.half_best(pd.Series([1.0, 2.0, 3.0, 4.0]), "maximize") == 3.0
-    assert math.isnan(optimizers.half_best(pd.Series([NAN]), "minimize"))
+    assert optimizer_metrics.half_best(pd.Series([30.0, INF, 40.0]), "minimize") == 40.0  # median
+    assert optimizer_metrics.half_best(pd.Series([30.0, INF]), "minimize") == 30.0  # one of two
+    assert optimizer_metrics.half_best(pd.Series([INF, INF, 5.0]), "minimize") == INF
+    assert optimizer_metrics.half_best(pd.Series([1.0, 2.0, 3.0, 4.0]), "maximize") == 3.0
+    assert math.isnan(optimizer_metrics.half_best(pd.Series([NAN]), "minimize"))
 
 
 # -- time to target --------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_time_to_target_is_the_first_epoch_at_the_target_and_steps_times_step_s(
     adam = curve("c2", "p", "adam", 0, acc=[0.5, 0.7, 0.85, 0.9], steps=[100, 200, 320, 400])
     cells = listed([("c0", "p", "sgd", 0, 0.002), ("c1", "p", "sgd", 1, 0.002),
                     ("c2", "p", "adam", 0, 0.003)])  # fmt: skip
-    times = optimizers.time_to_target(
+    times = optimizer_metrics.time_to_target(
         curves(FOUR_EPOCHS, slow, adam), cells, pd.Series({"p": 0.8}), "maximize", "val/acc"
     )
     first = times.iloc[0]
@@ -115,7 +115,7 @@ def test_time_to_target_minimizing_and_without_the_newer_metrics() -> None:
     loss = curve("c0", "p", "sgd", 0, acc=[2.0, 1.0, 0.5, 0.4], epoch_s=[1.0, 1.0, 1.0, 1.0])
     cells = listed([("c0", "p", "sgd", 0, NAN), ("gone", "p", "sgd", 1, NAN)])
     for old in (cells, listed(cells.values.tolist(), timed=False)):  # NaN, or no column
-        times = optimizers.time_to_target(
+        times = optimizer_metrics.time_to_target(
             curves(loss), old, pd.Series({"p": 1.0}), "minimize", "val/acc"
         )
         reached, gone = times.iloc[0], times.iloc[1]
@@ -131,7 +131,7 @@ def test_time_to_target_of_a_cell_without_its_step_s_in_a_timed_study() -> None:
     reaches = curve("c1", "p", "sgd", 1, acc=[0.5, 0.9], steps=[10, 20])
     cells = listed([("c0", "p", "sgd", 0, 0.01), ("c1", "p", "sgd", 1, NAN),
                     ("gone", "p", "sgd", 2, NAN)])  # fmt: skip
-    times = optimizers.time_to_target(
+    times = optimizer_metrics.time_to_target(
         curves(FOUR_EPOCHS, reaches), cells, pd.Series({"p": 0.8}), "maximize", "val/acc"
     )
     assert times["seconds"].iloc[0] == pytest.approx(3.2)  # 320 steps x 10 ms
@@ -151,7 +151,7 @@ def test_time_summary_takes_what_half_the_seeds_reached_and_counts_who_did() -> 
         ("q", "sgd", INF, INF, False),  # one of two is half: 20 (the median: inf)
     ]
     times = pd.DataFrame(rows, columns=["problem", "optimizer", "steps", "seconds", "reached"])
-    summary = optimizers.time_summary(times.assign(epochs=times["steps"] / 10))
+    summary = optimizer_metrics.time_summary(times.assign(epochs=times["steps"] / 10))
     sgd, adam, q = summary.iloc[0], summary.iloc[1], summary.iloc[2]
     assert (sgd["steps"], sgd["seconds"], sgd["epochs"]) == (40.0, 5.0, 4.0)
     assert (sgd["reached"], sgd["cells"]) == (2, 3)
@@ -172,31 +172,31 @@ TIMES = pd.DataFrame(
 
 
 def test_ratios_divide_by_the_fastest_per_problem() -> None:
-    r = optimizers.ratios(TIMES)
+    r = optimizer_metrics.ratios(TIMES)
     assert r.to_numpy().tolist() == [[1, 2, 4], [2, 1, INF], [1, 5, 2]]
     nobody = pd.DataFrame({"a": [INF], "b": [INF]})
-    assert optimizers.ratios(nobody).to_numpy().tolist() == [[INF, INF]]
+    assert optimizer_metrics.ratios(nobody).to_numpy().tolist() == [[INF, INF]]
 
 
 def test_performance_profile_is_the_share_of_problems_within_tau() -> None:
-    rho = optimizers.performance_profile(TIMES, [1.0, 1.5, 2.0, 4.0, 5.0])
+    rho = optimizer_metrics.performance_profile(TIMES, [1.0, 1.5, 2.0, 4.0, 5.0])
     assert rho.loc["a"].tolist() == pytest.approx([2 / 3, 2 / 3, 1, 1, 1])
     assert rho.loc["b"].tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3, 1])
     assert rho.loc["c"].tolist() == pytest.approx([0, 0, 1 / 3, 2 / 3, 2 / 3])  # inf never counts
-    assert optimizers.profile_taus(TIMES) == [1.0, 2.0, 4.0]  # 5 lies beyond r_max = 4
+    assert optimizer_metrics.profile_taus(TIMES) == [1.0, 2.0, 4.0]  # 5 lies beyond r_max = 4
 
 
 def test_integrated_score_is_the_normalized_area_under_rho_from_1_to_4() -> None:
     # A ratio r <= 4 on one of n problems adds (4 - r) / 3 / n; r = 4 and beyond add nothing.
     # a: (3 + 2 + 3) / 9; b: (2 + 3 + 0) / 9; c: (0 + 0 + 2) / 9.
-    score = optimizers.integrated_score(TIMES)
+    score = optimizer_metrics.integrated_score(TIMES)
     assert score.to_dict() == pytest.approx({"a": 8 / 9, "b": 5 / 9, "c": 2 / 9})
     # AlgoPerf integrates rho on a fine linear grid of tau in [1, 4] with the trapezoid rule.
     taus = np.linspace(1, 4, 30_001)
-    rho = optimizers.performance_profile(TIMES, taus).to_numpy()
+    rho = optimizer_metrics.performance_profile(TIMES, taus).to_numpy()
     trapezoid = ((rho[:, 1:] + rho[:, :-1]) / 2 * np.diff(taus)).sum(axis=1) / 3
     assert trapezoid == pytest.approx(score.to_numpy(), abs=1e-4)
-    assert optimizers.integrated_score(TIMES, r_max=2.0).to_dict() == pytest.approx(
+    assert optimizer_metrics.integrated_score(TIMES, r_max=2.0).to_dict() == pytest.approx(
         {"a": 2 / 3, "b": 1 / 3, "c": 0.0}  # a: (1 + 0 + 1) / 3; b: (0 + 1 + 0) / 3
     )
 
@@ -204,9 +204,9 @@ def test_integrated_score_is_the_normalized_area_under_rho_from_1_to_4() -> None
 def test_a_problem_an_optimizer_has_no_cell_on_earns_it_nothing() -> None:
     # c refused by p3 (no cell, NaN): as if it never reached the target there.
     refused = TIMES.assign(c=[40.0, INF, NAN])
-    assert optimizers.ratios(refused)["c"].tolist() == [4.0, INF, INF]
-    assert optimizers.integrated_score(refused)["c"] == 0.0
-    rho = optimizers.performance_profile(refused, [1.0, 4.0])
+    assert optimizer_metrics.ratios(refused)["c"].tolist() == [4.0, INF, INF]
+    assert optimizer_metrics.integrated_score(refused)["c"] == 0.0
+    rho = optimizer_metrics.performance_profile(refused, [1.0, 4.0])
     assert rho.loc["c"].tolist() == [0.0, 1 / 3] and rho.loc["a"].tolist() == [2 / 3, 1.0]
 
 
@@ -228,14 +228,14 @@ def trials() -> pd.DataFrame:
 
 
 def test_lr_sensitivity_keeps_every_completed_trial() -> None:
-    points = optimizers.lr_sensitivity(trials())
+    points = optimizer_metrics.lr_sensitivity(trials())
     assert len(points) == 6 and 3.0 not in points["lr"].tolist()  # the diverged trial
     assert list(points.columns) == ["problem", "optimizer", "seed", "trial", "lr", "objective"]
 
 
 def test_tuneability_is_best_so_far_mean_and_min_max_band_over_seeds() -> None:
     # p sgd, best so far: seed 0: 0.5, 0.7, 0.7; seed 1: none, 0.4, 0.8.
-    best = optimizers.tuneability(trials(), "maximize")
+    best = optimizer_metrics.tuneability(trials(), "maximize")
     sgd = best[best["optimizer"] == "sgd"]
     assert sgd["k"].tolist() == [1, 2, 3]
     assert sgd["mean"].tolist() == pytest.approx([0.5, 0.55, 0.75])
@@ -246,7 +246,7 @@ def test_tuneability_is_best_so_far_mean_and_min_max_band_over_seeds() -> None:
         ["q", 1, 0.9]
     ]
     # Minimizing, seed 0: 0.5, 0.5, 0.5; seed 1: none, 0.4, 0.4.
-    low = optimizers.tuneability(trials(), "minimize")
+    low = optimizer_metrics.tuneability(trials(), "minimize")
     assert low[low["optimizer"] == "sgd"]["mean"].tolist() == pytest.approx([0.5, 0.45, 0.45])
 
 
@@ -273,7 +273,7 @@ def cost_frame() -> pd.DataFrame:
 
 
 def test_step_cost_is_the_median_update_and_step_and_the_difference_from_sgd() -> None:
-    cost = optimizers.step_cost(cost_frame(), baseline="sgd")
+    cost = optimizer_metrics.step_cost(cost_frame(), baseline="sgd")
     assert list(cost.columns) == [
         "problem", "optimizer", "cells", "step_s", "optimizer_step_s", "beyond_sgd",
     ]  # fmt: skip
@@ -287,13 +287,13 @@ def test_step_cost_is_the_median_update_and_step_and_the_difference_from_sgd() -
     assert rows.loc[("p", "sgd"), "beyond_sgd"] == 0
     assert math.isnan(rows.loc[("q", "adam"), "beyond_sgd"])
     assert math.isnan(rows.loc[("q", "adam"), "step_s"])
-    assert "beyond_sgd" not in optimizers.step_cost(cost_frame(), baseline=None)
+    assert "beyond_sgd" not in optimizer_metrics.step_cost(cost_frame(), baseline=None)
 
 
 def test_a_study_before_the_step_timing_has_no_step_cost() -> None:
     frame = cost_frame()
-    assert optimizers.step_cost(frame.drop(columns=OPTIMIZER_STEP_SECONDS), "sgd").empty
-    assert optimizers.step_cost(frame.assign(**{OPTIMIZER_STEP_SECONDS: NAN}), "sgd").empty
+    assert optimizer_metrics.step_cost(frame.drop(columns=OPTIMIZER_STEP_SECONDS), "sgd").empty
+    assert optimizer_metrics.step_cost(frame.assign(**{OPTIMIZER_STEP_SECONDS: NAN}), "sgd").empty
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def test_scores_table_ranks_by_the_first_measure() -> None:
 
 
 def test_step_cost_table_is_in_milliseconds_and_says_how_it_was_timed() -> None:
-    table = optimizer_tables.step_cost(optimizers.step_cost(cost_frame(), "sgd"), "sgd")
+    table = optimizer_tables.step_cost(optimizer_metrics.step_cost(cost_frame(), "sgd"), "sgd")
     assert list(table.shown.columns) == [
         "problem", "optimizer", "cells", "step ms", "optimizer ms", "optimizer ms beyond sgd",
     ]  # fmt: skip
