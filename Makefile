@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-optimizer-benchmark bench-my-optimizer bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
+.PHONY: help install system-deps test test-slow test-slurm test-gpu lint bench-optimizers bench-optimizers-digits bench-mnist1d bench-pooling bench-double-descent bench-initializers bench-normalization bench-normalization-mnist1d bench-activations bench-activations-mnist1d bench-losses bench-augmentation bench-batch-lr bench-regularization bench-grid bench-optimizer-benchmark bench-my-optimizer bench-ssl bench-claims bench-all bench-overhead bench-stacking bench-workers bench-memory bench-startup bench-gpu bench-perf report ui dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-28s %s\n", $$1, $$2}'
@@ -25,8 +25,13 @@ system-deps: ## the Debian packages the tests need (PostgreSQL, Chromium), insta
 test: $(STAMP) system-deps ## run the default test suite (installs what it needs; no slow or gpu tests)
 	$(BIN)/pytest -m "not slow and not gpu" -q
 
-test-slow: $(STAMP) system-deps ## run the slow tests too (every study's smoke tier, end to end)
+test-slow: $(STAMP) system-deps ## run the slow tests too (every study's smoke tier, the Slurm cluster, end to end)
+	@scripts/system-deps slurm
 	$(BIN)/pytest -m "not gpu" -q
+
+test-slurm: $(STAMP) system-deps ## dlbench submit on a real one-node Slurm cluster on 127.0.0.1 (installs Slurm and munge; ~1 min)
+	@scripts/system-deps slurm
+	$(BIN)/pytest tests/harness/test_submit.py -q
 
 test-gpu: $(STAMP) ## the GPU tests (GPU-tier study smoke runs; they download the datasets)
 	$(BIN)/pytest -m gpu -q

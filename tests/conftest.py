@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from postgres_server import postgres_url  # noqa: F401  (a session fixture, registered here)
+from slurm_cluster import slurm_env  # noqa: F401  (likewise)
 
 TINY_STUDY = """\
 name: tiny

@@ -22,6 +22,8 @@ examples:
   dlbench run optimizers --smoke         the file's quick `smoke:` tier (seconds)
   dlbench run optimizers --devices cpu --workers 2    two worker processes
   dlbench status optimizers              cells done / running / failed / missing
+  dlbench submit grid --slurm --nodes 4 --storage postgresql://... --tracking-uri http://...
+                                         a Slurm job array (README: Slurm)
   dlbench run claims/05_zero_init        a claim study (studies/claims/): a claim and its test
   dlbench run gpu/optimizers             the GPU tier (studies/gpu/: MNIST, FMNIST, CIFAR-10)
   dlbench report optimizers              render reports/optimizers/ from MLflow
@@ -42,8 +44,99 @@ def _stack(value: str) -> int:
     return int(value)
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a sweep takes, for `run` and for each job of `submit`: the study, its tier and
+    overrides, the stores, and how the machine's devices and workers are used."""
+    parser.add_argument(
+        "study",
+        help="a study name (studies/NAME.yaml, e.g. grid, claims/05_zero_init, "
+        "gpu/optimizers) or a path to a YAML file",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="apply the file's `smoke:` overrides; runs as study NAME_smoke",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field (seeds=[0], objective.metric=val/loss) or a setting "
+        "(epochs=5, lr=0.01; replaces a grid axis of that name); KEY+=VALUE adds to a list "
+        "(grid.optimizer+=signsgd, plugins+=[my_optim.py]); repeatable",
+    )
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    parser.add_argument(
+        "--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)"
+    )
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        metavar="WHERE",
+        help="auto (every GPU, else the CPU), cpu, or GPU indices like 0,1 (default: auto)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="CPU worker processes (default: 1; on GPUs: one per device slot)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="T",
+        help="torch threads per CPU worker (default: 1: the same numbers at any worker "
+        "count, and as fast as more for small models; raise it for big models)",
+    )
+    parser.add_argument(
+        "--stack",
+        type=_stack,
+        default=0,
+        metavar="K",
+        help="train up to K cells at once as one stacked model when they differ only in "
+        "seed, init, lr or optimizer (any model; the runs stay separate, tagged dlbench.stacked); "
+        "1: one at a time (default: auto, up to 64 in stacks of equal size)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each model before training (for GPUs and bigger models: the "
+        "first epoch pays the compilation, tens of seconds; runs are tagged dlbench.compiled)",
+    )
+    parser.add_argument(
+        "--per-device",
+        type=int,
+        default=1,
+        metavar="K",
+        help="workers sharing each GPU, for models too small to fill one (default: 1)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run cells whose last attempt failed (crashed) again; diverged ones stay",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="S",
+        help="with a database --storage: seconds between worker heartbeats; a worker "
+        "silent for 3x this is presumed dead and its cell retried; give every machine "
+        "the same value (default: 30)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,84 +177,62 @@ def build_parser() -> argparse.ArgumentParser:
         "training);\n       `dlbench status` names them, --retry-failed runs them again\n"
         "  130  interrupted (Ctrl-C); run the same command again to continue\n",
     )
-    run.add_argument(
-        "study",
-        help="a study name (studies/NAME.yaml, e.g. grid, claims/05_zero_init, "
-        "gpu/optimizers) or a path to a YAML file",
+    _sweep_arguments(run)
+
+    submit = sub.add_parser(
+        "submit",
+        help="run a study as a job array on Slurm (or as local jobs)",
+        formatter_class=_formatter,
+        description="Submit the study's sweep as a job array through submitit: each job runs "
+        "what `dlbench run` runs, on its own node's devices, against one shared Optuna "
+        "database (--storage) and MLflow server (--tracking-uri), which hand out every cell "
+        "exactly once. A job that reaches its time limit or is preempted is requeued; a "
+        "killed job's cell is run again by the others (heartbeats). --local runs the same "
+        "jobs as processes of this machine, with the default stores, and waits for them.",
+        epilog="examples:\n"
+        "  dlbench submit grid --slurm --nodes 4 --gpus-per-node 1 --time 120 \\\n"
+        "      --storage postgresql://user@db/optuna --tracking-uri http://mlflow:5000\n"
+        "  dlbench submit grid --local --nodes 2             try the path on this machine\n"
+        "  dlbench status grid --storage postgresql://user@db/optuna   cells and jobs\n"
+        "\nexit status: as `dlbench run` when it waits (--local, --wait); else 0 once submitted,\n"
+        "2 for bad input (nothing is submitted).\n",
     )
-    run.add_argument(
-        "--smoke",
-        action="store_true",
-        help="apply the file's `smoke:` overrides; runs as study NAME_smoke",
-    )
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field (seeds=[0], objective.metric=val/loss) or a setting "
-        "(epochs=5, lr=0.01; replaces a grid axis of that name); KEY+=VALUE adds to a list "
-        "(grid.optimizer+=signsgd, plugins+=[my_optim.py]); repeatable",
-    )
-    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    run.add_argument("--storage", help="Optuna storage URL (default: runs/<study>/optuna.journal)")
-    run.add_argument(
-        "--devices",
-        default="auto",
-        metavar="WHERE",
-        help="auto (every GPU, else the CPU), cpu, or GPU indices like 0,1 (default: auto)",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
+    where = submit.add_mutually_exclusive_group(required=True)
+    where.add_argument("--slurm", action="store_true", help="submit to Slurm (sbatch)")
+    where.add_argument("--local", action="store_true", help="run the jobs on this machine")
+    submit.add_argument(
+        "--nodes",
+        type=_positive,
+        default=1,
         metavar="N",
-        help="CPU worker processes (default: 1; on GPUs: one per device slot)",
+        help="jobs in the array, one per node (default: 1)",
     )
-    run.add_argument(
-        "--threads",
+    submit.add_argument(
+        "--gpus-per-node",
         type=int,
-        default=1,
-        metavar="T",
-        help="torch threads per CPU worker (default: 1: the same numbers at any worker "
-        "count, and as fast as more for small models; raise it for big models)",
-    )
-    run.add_argument(
-        "--stack",
-        type=_stack,
         default=0,
-        metavar="K",
-        help="train up to K cells at once as one stacked model when they differ only in "
-        "seed, init, lr or optimizer (any model; the runs stay separate, tagged dlbench.stacked); "
-        "1: one at a time (default: auto, up to 64 in stacks of equal size)",
+        metavar="G",
+        help="GPUs each job asks for (default: 0)",
     )
-    run.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile each model before training (for GPUs and bigger models: the "
-        "first epoch pays the compilation, tens of seconds; runs are tagged dlbench.compiled)",
+    submit.add_argument(
+        "--cpus-per-task", type=_positive, metavar="C", help="CPUs each job asks for"
     )
-    run.add_argument(
-        "--per-device",
-        type=int,
-        default=1,
-        metavar="K",
-        help="workers sharing each GPU, for models too small to fill one (default: 1)",
+    submit.add_argument(
+        "--mem-gb", type=_positive, metavar="M", help="memory each job asks for, GB"
     )
-    run.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="run cells whose last attempt failed (crashed) again; diverged ones stay",
+    submit.add_argument("--partition", metavar="P", help="Slurm partition (default: the cluster's)")
+    submit.add_argument(
+        "--time",
+        type=_positive,
+        default=60,
+        metavar="MIN",
+        help="each job's time limit in minutes; a job that reaches it is requeued and "
+        "goes on where it stopped (default: 60)",
     )
-    run.add_argument(
-        "--heartbeat",
-        type=int,
-        default=30,
-        metavar="S",
-        help="with a database --storage: seconds between worker heartbeats; a worker "
-        "silent for 3x this is presumed dead and its cell retried; give every machine "
-        "the same value (default: 30)",
+    submit.add_argument(
+        "--wait", action="store_true", help="--slurm: wait for the jobs, drawing the progress"
     )
+    _sweep_arguments(submit)
 
     status = sub.add_parser(
         "status",

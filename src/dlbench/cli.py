@@ -12,17 +12,11 @@ from dlbench.arguments import EXIT_CELLS_FAILED, build_parser
 from dlbench.errors import ConfigError
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+def _run_options(args: argparse.Namespace):  # -> RunOptions (imported lazily)
+    """The sweep flags of `run` and `submit`, once, as the object every worker gets."""
     from dlbench.harness.options import RunOptions
-    from dlbench.harness.spec import load_study
-    from dlbench.harness.status import states, summary_table
-    from dlbench.harness.sweep import Incomplete, run_study
 
-    spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
-    console = Console(stderr=True)
-    options = RunOptions(  # the flags, once, as the object every worker gets
+    return RunOptions(
         tracking=args.tracking_uri,
         storage=args.storage,
         devices=args.devices,
@@ -34,11 +28,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         heartbeat=args.heartbeat,
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.sweep import Incomplete, run_study
+
+    spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
+    console = Console(stderr=True)
     try:
-        run_study(spec, options, console=console)
+        run_study(spec, _run_options(args), console=console)
     except Incomplete as err:  # `dlbench status` shows which cells are left
         print(f"dlbench: error: {err}", file=sys.stderr)
         return 1
+    return _finished(args, spec, console)
+
+
+def _finished(args: argparse.Namespace, spec, console) -> int:
+    """After a sweep: the summary, and exit 0, or 3 when some cells failed."""
+    from dlbench.harness.status import states, summary_table
+
     console.print(summary_table(spec, args.storage))
     console.print(f"next: dlbench report {spec.name}   |   dlbench ui")
     failed = [cell for cell, state in states(spec, args.storage) if state == "failed"]
@@ -53,14 +64,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dlbench.harness.spec import load_study
+    from dlbench.harness.submit import SubmitOptions, submit
+    from dlbench.harness.sweep import Incomplete
+
+    spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
+    console = Console(stderr=True)
+    how = SubmitOptions(
+        cluster="slurm" if args.slurm else "local",
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task,
+        mem_gb=args.mem_gb,
+        partition=args.partition,
+        time_min=args.time,
+        wait=args.wait,
+    )
+    try:
+        submit(spec, _run_options(args), how, console)
+    except Incomplete as err:
+        print(f"dlbench: error: {err}", file=sys.stderr)
+        return 1
+    if how.cluster == "slurm" and not how.wait:
+        storage = f" --storage {args.storage}" if args.storage else ""
+        console.print(f"next: dlbench status {args.study}{storage}   (cells and jobs)")
+        return 0
+    return _finished(args, spec, console)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from dlbench.harness.spec import load_study
-    from dlbench.harness.status import status_table
+    from dlbench.harness.status import jobs_table, status_table
 
     spec = load_study(args.study, smoke=args.smoke, overrides=args.overrides)
     Console().print(status_table(spec, args.storage))
+    if jobs := jobs_table(spec.name):
+        Console().print(jobs)
     return 0
 
 
@@ -169,6 +213,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "submit": cmd_submit,
     "status": cmd_status,
     "report": cmd_report,
     "list": cmd_list,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.environments import LightningEnvironment
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -79,6 +80,9 @@ def make_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
+        # One process, one device: dlbench runs the processes itself, also inside a Slurm
+        # job (dlbench submit), where Lightning would otherwise take over the job's ranks.
+        plugins=[LightningEnvironment()],
     )
 
 

@@ -86,3 +86,19 @@ def summary_table(spec: StudySpec, optuna_storage: str | None = None) -> Table:
         std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "-"
         table.add_row(arm, f"{len(values)}/{len(grid_cells)}", mean, std, " ".join(other))
     return table
+
+
+def jobs_table(study: str) -> Table | None:
+    """The jobs `dlbench submit` started for ``study`` (``runs/<study>/jobs.json``) and
+    their state now; None if it never submitted any."""
+    from dlbench.harness.submit import submitted
+
+    jobs = submitted(study)
+    if not jobs:
+        return None
+    table = Table(title=f"{study}: submitted jobs")
+    for column in ("job", "cluster", "state", "submitted", "log"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(job["job"], job["cluster"], job["state"], job["submitted"], job["log"])
+    return table
