@@ -7,12 +7,19 @@ import argparse
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 from dlbench.arguments import EXIT_CELLS_FAILED, build_parser
 from dlbench.errors import ConfigError
 
+if TYPE_CHECKING:  # imported by the commands that need them: `dlbench --help` stays quick
+    from rich.console import Console
 
-def _run_options(args: argparse.Namespace):  # -> RunOptions (imported lazily)
+    from dlbench.harness.options import RunOptions
+    from dlbench.harness.spec import StudySpec
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
     """The sweep flags of `run` and `submit`, once, as the object every worker gets."""
     from dlbench.harness.options import RunOptions
 
@@ -46,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _finished(args, spec, console)
 
 
-def _finished(args: argparse.Namespace, spec, console) -> int:
+def _finished(args: argparse.Namespace, spec: StudySpec, console: Console) -> int:
     """After a sweep: the summary, and exit 0, or 3 when some cells failed."""
     from dlbench.harness.status import states, summary_table
 
