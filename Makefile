@@ -29,7 +29,7 @@ test-slow: $(STAMP) system-deps ## run the slow tests too (every study's smoke t
 	@scripts/system-deps slurm
 	$(BIN)/pytest -m "not gpu" -q
 
-test-slurm: $(STAMP) system-deps ## dlbench submit on a real one-node Slurm cluster on 127.0.0.1 (installs Slurm and munge; ~1 min)
+test-slurm: $(STAMP) system-deps ## dlbench submit on a real one-node Slurm cluster on 127.0.0.1: a cancelled and a preempted job (installs Slurm and munge; ~5 min)
 	@scripts/system-deps slurm
 	$(BIN)/pytest tests/harness/test_submit.py -q
 

@@ -117,6 +117,36 @@ def test_a_slurm_job_array_completes_every_cell_once_when_a_job_is_cancelled(
     assert "tiny: submitted jobs" in status.stdout and status.stdout.count("slurm") == 2
 
 
+@pytest.mark.slow
+def test_a_preempted_slurm_job_is_requeued_and_finishes_the_study(
+    workdir: Path, postgres_url: str, slurm_env: dict[str, str]
+) -> None:
+    """Preempt the one job mid-cell as Slurm does (SIGTERM, then submitit's USR2): it
+    checkpoints, requeues itself, and its second run finishes the study exactly once."""
+    optuna_url = create_database(postgres_url, "optuna_preempt")
+    backend = create_database(postgres_url, "mlflow_preempt")
+    artifacts = ("--default-artifact-root", str(workdir / "artifacts"))
+    with local_server(backend, workdir / "mlflow-server.log", *artifacts) as tracking:
+        path = write_study(workdir, TINY_STUDY.replace("epochs: 2", "epochs: 40"), "tiny.yaml")
+        command = [
+            *SUBMIT, str(path), "--slurm", "--cpus-per-task", "1", "--time", "10", "--wait",
+            "--stack", "1", "--storage", optuna_url, "--tracking-uri", tracking,
+        ]  # fmt: skip
+        submitted = subprocess.Popen(
+            command, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        victim = _running_attempt(_study_when_created(optuna_url))
+        job = _slurm_job_of(int(victim.user_attrs[storage.PID]))
+        for signal in ("TERM", "USR2"):  # what preemption sends (submitit's Job._interrupt)
+            subprocess.run(["scancel", "--signal", signal, job], env=slurm_env, check=True)
+        out, err = submitted.communicate(timeout=600)
+        assert submitted.returncode == 0, (out + err)[-4000:]
+        _assert_exactly_once(MlflowClient(tracking), path)
+        assert all(r.info.status != "RUNNING" for r in _cell_runs(MlflowClient(tracking)))
+    logs = "".join(p.read_text() for p in (workdir / "runs" / "tiny" / "submitit").glob("*.out"))
+    assert f"Requeued job {job}" in logs and logs.count("dlbench job 0:") == 2
+
+
 def _cell_runs(client: MlflowClient) -> list:
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id])
