@@ -254,7 +254,7 @@ def test_tuneability_is_best_so_far_mean_and_min_max_band_over_seeds() -> None:
 
 
 def cost_frame() -> pd.DataFrame:
-    """The frame's rows: each cell's time/step_s and time/optimizer_step_s (seconds)."""
+    """Runs (search trials): each one's time/step_s and time/optimizer_step_s (seconds)."""
     rows = [
         # sgd on p: updates of 1, 2 and 6 ms, median 2 (the mean would be 3); whole steps of
         # 10, 12 and 20 ms, median 12. A cell that never ran has neither: not counted.
@@ -275,12 +275,12 @@ def cost_frame() -> pd.DataFrame:
 def test_step_cost_is_the_median_update_and_step_and_the_difference_from_sgd() -> None:
     cost = optimizer_metrics.step_cost(cost_frame(), baseline="sgd")
     assert list(cost.columns) == [
-        "problem", "optimizer", "cells", "step_s", "optimizer_step_s", "beyond_sgd",
+        "problem", "optimizer", "runs", "step_s", "optimizer_step_s", "beyond_sgd",
     ]  # fmt: skip
     rows = cost.set_index(["problem", "optimizer"])
     assert rows.loc[("p", "sgd"), "optimizer_step_s"] == pytest.approx(0.002)
     assert rows.loc[("p", "sgd"), "step_s"] == pytest.approx(0.012)
-    assert rows.loc[("p", "sgd"), "cells"] == 3
+    assert rows.loc[("p", "sgd"), "runs"] == 3
     assert rows.loc[("p", "adam"), "optimizer_step_s"] == pytest.approx(0.003)
     assert rows.loc[("p", "adam"), "step_s"] == pytest.approx(0.014)
     assert rows.loc[("p", "adam"), "beyond_sgd"] == pytest.approx(0.001)
@@ -332,7 +332,7 @@ def test_scores_table_ranks_by_the_first_measure() -> None:
 def test_step_cost_table_is_in_milliseconds_and_says_how_it_was_timed() -> None:
     table = optimizer_tables.step_cost(optimizer_metrics.step_cost(cost_frame(), "sgd"), "sgd")
     assert list(table.shown.columns) == [
-        "problem", "optimizer", "cells", "step ms", "optimizer ms", "optimizer ms beyond sgd",
+        "problem", "optimizer", "runs", "step ms", "optimizer ms", "optimizer ms beyond sgd",
     ]  # fmt: skip
     assert table.shown["step ms"].tolist() == ["12", "14", "-"]
     assert table.shown["optimizer ms"].tolist() == ["2", "3", "4"]

@@ -25,5 +25,8 @@ def setup() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # A transferred encoder's frozen blocks stay in eval mode on purpose (EncoderClassifier).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # On a machine with Slurm installed, every fit asks whether it runs under srun: dlbench
+    # runs its own processes, one device each (runner.make_trainer), also inside a job.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure()

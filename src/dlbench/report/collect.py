@@ -27,6 +27,7 @@ from dlbench.records import (
     LABELS,
     OBJECTIVE,
     OBJECTIVE_METRIC,
+    OPTIMIZER_STEP_SECONDS,
     OUTCOME,
     REFERENCES,
     REFUSED,
@@ -34,12 +35,15 @@ from dlbench.records import (
     SEARCH_TRIAL,
     SECONDS,
     SEEDS,
+    STEP_SECONDS,
     SUMMARY,
     missing_store,
     references_of,
     tracking_uri,
 )
 
+# A run's step timed alone (records.STEP_SECONDS, OPTIMIZER_STEP_SECONDS): trial_frame's too.
+TIMED = [STEP_SECONDS, OPTIMIZER_STEP_SECONDS]
 # Columns every frame has, first and in this order; params and final metrics follow.
 ID_COLUMNS = ["cell", "arm", "seed", "outcome", "error", "attempts", "start_time", "seconds"]
 CURVE_COLUMNS = ["cell", "arm", "seed", "metric", "epoch", "value"]
@@ -262,8 +266,9 @@ class StudyRuns:
     def trial_frame(self) -> pd.DataFrame:
         """Search studies: one row per trial (arm, seed, trial, outcome, objective), then
         the trial's label on each axis, its ``lr`` (the searched value, NaN where the
-        trial has none), its ``seconds`` (as ``frame``'s for one run) and its ``run_id``:
-        what the optimizer views plot against the learning rate and the tuning budget."""
+        trial has none), its ``seconds`` (as ``frame``'s for one run), its step timed alone
+        (``TIMED``, NaN for older runs) and its ``run_id``: what the optimizer views plot
+        against the learning rate and the tuning budget, and time every trial's step by."""
         rows = [
             {
                 "arm": self._arm(run.data.tags),
@@ -274,6 +279,7 @@ class StudyRuns:
                 **{a: run.data.tags.get(ARM + a) for a in self.axes},
                 "lr": _number(run.data.params.get("lr")),
                 "seconds": self._seconds(run),
+                **{m: run.data.metrics.get(m, math.nan) for m in TIMED},
                 "run_id": run.info.run_id,
             }
             for (_, trial), run in self.latest.items()
@@ -281,7 +287,9 @@ class StudyRuns:
         ]
         first = ["arm", "seed", "trial", "outcome", OBJECTIVE_METRIC]
         columns = (
-            first + [a for a in self.axes if a not in (*first, "lr")] + ["lr", "seconds", "run_id"]
+            first
+            + [a for a in self.axes if a not in (*first, "lr")]
+            + ["lr", "seconds", *TIMED, "run_id"]
         )
         return pd.DataFrame(rows, columns=columns).sort_values(["arm", "seed", "trial"])
 

@@ -215,26 +215,26 @@ def tuneability(trials: pd.DataFrame, direction: str) -> pd.DataFrame:
     return best[[*KEYS, "k", "mean", "low", "high", "n"]]
 
 
-def step_cost(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Per (problem, optimizer), over its cells with a finite ``time/optimizer_step_s``
-    (every cell run; a study older than it has none, and gets no rows): ``cells``, the
-    median ``time/step_s`` of those cells (``step_s``: the whole step, forward, backward
-    and optimizer update), the median ``time/optimizer_step_s`` (``optimizer_step_s``:
-    the update alone, a share of the step), both of one step of the cell timed alone, so
-    independent of stacking; and with ``baseline`` (the optimizer label of SGD) the update
-    minus the baseline's on the same problem (``beyond_sgd``): what the update rule itself
-    costs beyond SGD's."""
-    columns = [*KEYS, "cells", "step_s", "optimizer_step_s"]
-    if OPTIMIZER_STEP_SECONDS not in frame:
+def step_cost(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Per (problem, optimizer), over its runs with a finite ``time/optimizer_step_s`` (a
+    study's every search trial, each timed; a study older than it has none, and gets no
+    rows): ``runs``, the median ``time/step_s`` (``step_s``: the whole step, forward,
+    backward and optimizer update), the median ``time/optimizer_step_s``
+    (``optimizer_step_s``: the update alone, a share of the step), both of one step timed
+    alone, so independent of stacking; and with ``baseline`` (the optimizer label of SGD)
+    the update minus the baseline's on the same problem (``beyond_sgd``): what the update
+    rule itself costs beyond SGD's."""
+    columns = [*KEYS, "runs", "step_s", "optimizer_step_s"]
+    if OPTIMIZER_STEP_SECONDS not in runs:
         return pd.DataFrame(columns=columns)
-    update = pd.to_numeric(frame[OPTIMIZER_STEP_SECONDS], errors="coerce").astype(float)
-    timed = frame.assign(optimizer_step_s=update, step_s=_step_seconds(frame))
+    update = pd.to_numeric(runs[OPTIMIZER_STEP_SECONDS], errors="coerce").astype(float)
+    timed = runs.assign(optimizer_step_s=update, step_s=_step_seconds(runs))
     timed = timed[np.isfinite(update)]
     cost = (
         timed.groupby(KEYS, sort=False)
         .agg(
-            cells=("optimizer_step_s", "size"),
-            step_s=("step_s", "median"),  # NaN-skipping: over the cells that logged it
+            runs=("optimizer_step_s", "size"),
+            step_s=("step_s", "median"),  # NaN-skipping: over the runs that logged it
             optimizer_step_s=("optimizer_step_s", "median"),
         )
         .reset_index()[columns]

@@ -129,14 +129,14 @@ def _milliseconds(value: float, sign: str = "") -> str:
 
 def step_cost(cost: pd.DataFrame, baseline: str | None) -> Table:
     """Per problem and optimizer (``optimizer_metrics.step_cost``): the median milliseconds of
-    its optimizer update and of its whole step over cells, and the update's difference
+    its optimizer update and of its whole step over runs, and the update's difference
     from SGD's on the same problem when the study has SGD."""
     data = cost.reset_index(drop=True)
     shown = pd.DataFrame(
         {
             "problem": data["problem"],
             "optimizer": data["optimizer"],
-            "cells": data["cells"].astype(str),
+            "runs": data["runs"].astype(str),
             "step ms": data["step_s"].map(_milliseconds),
             "optimizer ms": data["optimizer_step_s"].map(_milliseconds),
         }
@@ -152,7 +152,7 @@ def step_cost(cost: pd.DataFrame, baseline: str | None) -> Table:
         f"Per-step cost, in milliseconds, of one training step {TIMED_ALONE}. step: the "
         f"whole step, forward, backward and optimizer update ({STEP_SECONDS}); optimizer: "
         f"its optimizer update alone ({OPTIMIZER_STEP_SECONDS}), a share of the step. Each "
-        f"the median over the cells that logged it.{beyond}",
+        f"the median over the runs (every search trial is timed).{beyond}",
         data,
         shown,
         right=frozenset(set(shown.columns) - {"problem", "optimizer"}),

@@ -119,7 +119,7 @@ def section(report: Report) -> None:
             f"confidence interval). How much tuning an optimizer needs.",
         )
     baseline = _baseline(runs, frame, order)
-    cost = optimizer_metrics.step_cost(frame, baseline)  # no rows before time/optimizer_step_s
+    cost = optimizer_metrics.step_cost(trials, baseline)  # none before time/optimizer_step_s
     if len(cost):
         report.blocks.append(Heading("Per-step optimizer cost", 3))
         report.table(optimizer_tables.step_cost(cost, baseline))
