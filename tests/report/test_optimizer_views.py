@@ -160,6 +160,7 @@ def test_the_report_compares_optimizers_across_problems(across: str, tmp_path: P
     assert cost.loc[("p2", "adam"), "step_s"] == pytest.approx(0.006)
     assert cost.loc[("p2", "adam"), "beyond_sgd"] == pytest.approx(0.002)
     assert (cost["runs"] == 4).all()  # 2 seeds x 2 trials
+    assert cost.index.tolist() == [("p1", "sgd"), ("p1", "adam"), ("p2", "sgd"), ("p2", "adam")]
     assert "| p1 | adam | 4 | 6 | 3 | +2 |" in text
 
 

@@ -120,6 +120,12 @@ def section(report: Report) -> None:
         )
     baseline = _baseline(runs, frame, order)
     cost = optimizer_metrics.step_cost(trials, baseline)  # none before time/optimizer_step_s
+    cost = cost.sort_values(  # study order (trial_frame sorts by arm label)
+        ["problem", "optimizer"],
+        key=lambda c: c.map(
+            {v: i for i, v in enumerate(problems if c.name == "problem" else order)}
+        ),
+    )
     if len(cost):
         report.blocks.append(Heading("Per-step optimizer cost", 3))
         report.table(optimizer_tables.step_cost(cost, baseline))
