@@ -37,6 +37,7 @@ SUBMIT = [sys.executable, "-m", "dlbench.cli", "submit"]
             "--tracking-uri: sqlite:///mlflow.db is a file on this machine",
         ),
         (["--local", "--partition", "gpu"], "--partition: is a Slurm option"),
+        (["--local", "--nodes", "2", "--storage", "sqlite:///o.db"], "--storage: SQLite locks"),
     ],
 )
 def test_what_a_cluster_cannot_share_is_refused_and_nothing_is_written(

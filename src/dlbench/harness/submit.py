@@ -118,7 +118,18 @@ def submit(
     process.setup()
     check(options, how)
     cells = checked_cells(spec)  # a bad study stops here: nothing submitted
-    encoders.check_available(cells, tracking_uri(options.tracking), spec.source)
+    uri = tracking_uri(options.tracking)
+    encoders.check_available(cells, uri, spec.source)
+    # The queue exists before any job starts (and a storage that cannot take this many
+    # jobs, SQLite, is refused before anything is written).
+    study = storage.open_study(
+        spec.name,
+        spec.objective.direction,
+        options.storage,
+        workers=how.nodes,
+        heartbeat=options.heartbeat,
+    )
+    storage.pending(study, cells)
     folder = storage.RUNS_DIR / spec.name / "submitit"
     executor = submitit.AutoExecutor(folder=folder, cluster=how.cluster)
     executor.update_parameters(
@@ -132,19 +143,10 @@ def submit(
         **({"slurm_partition": how.partition} if how.partition else {}),
         **({"slurm_array_parallelism": how.nodes} if how.cluster == "slurm" else {}),
     )
-    uri = tracking_uri(options.tracking)
     waits = how.wait or how.cluster == "local"
     with shared_store(uri, how.nodes, folder / "mlflow-server.log") as shared:
-        # The queue, the experiment and its parent run exist before any job starts, so
-        # jobs starting at once find them instead of racing to create them.
-        study = storage.open_study(
-            spec.name,
-            spec.objective.direction,
-            options.storage,
-            workers=how.nodes,
-            heartbeat=options.heartbeat,
-        )
-        storage.pending(study, cells)
+        # The experiment and its parent run too, so jobs starting at once find them
+        # instead of racing to create them.
         Tracker(spec, shared)
         job = SweepJob(spec, options.with_tracking(shared), str(Path.cwd()))
         jobs = executor.map_array(job, range(how.nodes))
