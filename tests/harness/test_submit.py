@@ -87,7 +87,9 @@ def test_a_slurm_job_array_completes_every_cell_once_when_a_job_is_cancelled(
     backend = create_database(postgres_url, "mlflow_submit")
     artifacts = ("--default-artifact-root", str(workdir / "artifacts"))
     with local_server(backend, workdir / "mlflow-server.log", *artifacts) as tracking:
-        path = write_study(workdir, TINY_STUDY.replace("epochs: 2", "epochs: 40"), "tiny.yaml")
+        # Cells of about 10 s: scancel sends SIGTERM, which submitit lets pass, and SIGKILL
+        # KillWait (2 s here, 30 s by default) later; the cell must still be training then.
+        path = write_study(workdir, TINY_STUDY.replace("epochs: 2", "epochs: 1200"), "tiny.yaml")
         command = [
             *SUBMIT, str(path), "--slurm", "--nodes", "2", "--cpus-per-task", "1", "--time",
             "10", "--wait", "--stack", "1", "--heartbeat", "2", "--storage", optuna_url,
@@ -107,7 +109,7 @@ def test_a_slurm_job_array_completes_every_cell_once_when_a_job_is_cancelled(
         _assert_exactly_once(client, path)
         runs = _cell_runs(client)
         killed = next(r for r in runs if r.info.run_id == victim.user_attrs[storage.MLFLOW_RUN])
-        assert killed.info.status == "KILLED"
+        assert killed.info.status == "KILLED", "the cancelled job's cell was still training"
         assert all(r.info.status != "RUNNING" for r in runs)
     status = subprocess.run(
         [sys.executable, "-m", "dlbench.cli", "status", str(path), "--storage", optuna_url],
@@ -182,8 +184,11 @@ def _running_attempt(study: optuna.Study, timeout: float = 180) -> optuna.trial.
 
 
 def _slurm_job_of(pid: int) -> str:
-    """The Slurm job (an array task's own id) a process of this machine runs in."""
+    """The job a process of this machine runs in: an array's task as ``<array>_<index>``
+    (scancel of the first task's own SLURM_JOB_ID, the array's id, would cancel them all)."""
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     found = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
     assert "SLURM_JOB_ID" in found, f"process {pid} is not in a Slurm job"
+    if "SLURM_ARRAY_JOB_ID" in found:
+        return f"{found['SLURM_ARRAY_JOB_ID']}_{found['SLURM_ARRAY_TASK_ID']}"
     return found["SLURM_JOB_ID"]
