@@ -46,6 +46,9 @@ OBJECTIVE_METRIC = "objective"  # child-run metric: the objective's summarized v
 # Child-run metrics: one step of the cell timed alone (not its share of a stack), seconds:
 STEP_SECONDS = "time/step_s"  # forward, backward and optimizer update
 OPTIMIZER_STEP_SECONDS = "time/optimizer_step_s"  # the optimizer's update alone
+# How that step is timed: 3 steps to warm up (allocations, optimizer state), then the
+# median of 10, which a stray slow step does not move.
+WARMUP_STEPS, TIMED_STEPS = 3, 10
 STEPS = "train/steps"  # per-epoch metric: optimizer steps so far
 PARENT = "mlflow.parentRunId"
 

@@ -341,12 +341,3 @@ def test_step_cost_table_is_in_milliseconds_and_says_how_it_was_timed() -> None:
     assert "the median of 10 steps after 3 warm-up steps" in table.caption
     assert "does not depend on how many cells it was stacked with" in table.caption
     assert "milliseconds" in table.caption and "time/optimizer_step_s" in table.caption
-
-
-def test_the_captions_count_the_steps_the_engine_times() -> None:
-    from dlbench.systems import training
-
-    assert (optimizer_tables.WARMUP_STEPS, optimizer_tables.TIMED_STEPS) == (
-        training.WARMUP_STEPS,
-        training.TIMED_STEPS,
-    )

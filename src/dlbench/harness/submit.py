@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -194,8 +195,10 @@ def record(study: str, cluster: str, jobs: list[submitit.Job], folder: Path) -> 
     path = jobs_file(study)
     known = json.loads(path.read_text()) if path.is_file() else []
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    host = socket.gethostname()  # a local job's id is a process id on this host
     known += [
-        {"job": j.job_id, "cluster": cluster, "submitted": now, "log": str(folder)} for j in jobs
+        {"job": j.job_id, "cluster": cluster, "host": host, "submitted": now, "log": str(folder)}
+        for j in jobs
     ]
     path.write_text(json.dumps(known, indent=1))
 
@@ -211,7 +214,8 @@ def submitted(study: str) -> list[dict[str, str]]:
         if job["cluster"] == "slurm":
             job["state"] = slurm.get(job["job"], "ended")
         else:  # a local job's id is its process id
-            job["state"] = "running" if _alive(int(job["job"])) else "ended"
+            alive = storage.worker_alive(job["host"], job["job"])
+            job["state"] = "running" if alive else "ended"
     return known
 
 
@@ -237,13 +241,3 @@ def _squeue(ids: list[str]) -> dict[str, str]:
     ).stdout
     found = dict(line.split(maxsplit=1) for line in out.splitlines() if line.strip())
     return {i: found[i].lower() for i in ids if i in found}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

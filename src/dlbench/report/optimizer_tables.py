@@ -11,14 +11,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from dlbench.records import OPTIMIZER_STEP_SECONDS, STEP_SECONDS
+from dlbench.records import OPTIMIZER_STEP_SECONDS, STEP_SECONDS, TIMED_STEPS, WARMUP_STEPS
 from dlbench.report.optimizer_metrics import R_MAX, TARGET_FRACTION
 from dlbench.report.tables import DASH, Table, _best_row, number, seconds_shown
 
 NOT_REACHED = "not reached"
-# How the engine times a cell's step alone (systems/training.py's WARMUP_STEPS and
-# TIMED_STEPS; the report does not import the engine, a test checks they agree).
-WARMUP_STEPS, TIMED_STEPS = 3, 10
 TIMED_ALONE = (
     f"timed alone on the cell's first training batch, the median of {TIMED_STEPS} steps "
     f"after {WARMUP_STEPS} warm-up steps, so it does not depend on how many cells it was "

@@ -8,15 +8,10 @@ scaled by its own lr: every registry optimizer's step is lr times a direction th
 does not depend on lr (tests/systems/test_optimizers.py checks each entry), so one
 step of the stack matches K separate steps to float rounding. Optimizer state lives
 per slice, so no member's moments ever mix with another's.
-
-Each member's optimizer seconds are timed (``seconds``, a group's step time shared
-equally by its members): a cell's step timed alone
-(``TrainingSystem.lone_step_seconds``) reads its optimizer's part from here.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -74,8 +69,6 @@ class StackOptimizer:
         weight = [c.lr if g.lr is None else 1.0 for g in self.groups for c in self.members[g.where]]
         self._weight = torch.tensor(weight, device=device, dtype=torch.float64)  # exact lrs
         self._rescale = any(g.lr is None for g in self.groups)
-        self._cuda = device if device.type == "cuda" else None  # timed after a synchronize
-        self.seconds = [0.0] * len(self.members)  # each member's optimizer seconds so far
 
     @property
     def optimizers(self) -> list[Optimizer]:
@@ -88,7 +81,6 @@ class StackOptimizer:
     def step(self, multiplier: float) -> None:
         """Every group's step at its lr x ``multiplier``; then one rescale of all members
         when some group's lrs differ."""
-        start = self._clock()
         before = [p.detach().clone() for p in self.stacked] if self._rescale else []
         for group in self.groups:
             for view, p in zip(group.views, self.stacked, strict=True):
@@ -97,25 +89,10 @@ class StackOptimizer:
             for options in group.optimizer.param_groups:
                 options["lr"] = (1.0 if group.lr is None else group.lr) * multiplier
             group.optimizer.step()
-            start = self._charge(start, group.where)
         if self._rescale:
             for p, old in zip(self.stacked, before, strict=True):
                 w = self._weight.to(p.dtype).view(-1, *[1] * (p.dim() - 1))
                 p.data.copy_(old.lerp_(p.data, w))  # old + lr * (step at lr 1)
-            self._charge(start, slice(0, len(self.members)))
-
-    def _clock(self) -> float:
-        if self._cuda is not None:  # kernels run asynchronously: wait for them
-            torch.cuda.synchronize(self._cuda)
-        return time.perf_counter()
-
-    def _charge(self, start: float, members: slice) -> float:
-        """The seconds since ``start`` shared by ``members``; returns the new start."""
-        now = self._clock()
-        ids = range(len(self.members))[members]
-        for k in ids:
-            self.seconds[k] += (now - start) / len(ids)
-        return now
 
     def zero_grad(self) -> None:
         for p in self.stacked:

@@ -42,7 +42,7 @@ from dlbench.components.losses import Loss
 from dlbench.components.regularizers import Regularizer
 from dlbench.components.schedules import Multiplier
 from dlbench.data.memory import InMemoryLoader
-from dlbench.records import STEPS
+from dlbench.records import STEPS, TIMED_STEPS, WARMUP_STEPS
 from dlbench.systems.optimizer import CellOptimizer, StackOptimizer
 from dlbench.systems.stack import ModelStack, Streams, draws
 
@@ -55,9 +55,6 @@ Batch = tuple[Tensor, int, Tensor | None]
 Prune = Callable[[int, dict[str, list[float]]], bool]
 
 TRAINING, STOPPED, DIVERGED, PRUNED = "training", "stopped", "diverged", "pruned"
-# A cell's step timed alone (``TrainingSystem.lone_step_seconds``): 3 steps to warm up
-# (allocations, optimizer state), then the median of 10, which a stray slow step does not move.
-WARMUP_STEPS, TIMED_STEPS = 3, 10
 
 
 @dataclass
@@ -177,8 +174,12 @@ class TrainingSystem(L.LightningModule):
 
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         """One optimizer step of every member, on inputs (K, B, ...), targets (K, B, ...)."""
-        assert self._optimizer is not None and self._multiplier is not None
-        multiplier = self._multiplier(self._steps)
+        self._gradients(x, y)
+        self._update()
+
+    def _gradients(self, x: Tensor, y: Tensor) -> None:
+        """Forward and backward: every member's gradient of its own loss (and penalty)."""
+        assert self._optimizer is not None
         with contextlib.ExitStack() as noisy:
             if self._perturbs:  # weight noise: on through forward and backward
                 for k, member in enumerate(self.members):
@@ -190,6 +191,12 @@ class TrainingSystem(L.LightningModule):
                 total = total + self.regularizer.penalty(self.stack.net)
             self._optimizer.zero_grad()
             total.backward()
+
+    def _update(self) -> None:
+        """The update: every member's optimizer step, then what follows a step (decoupled
+        weight decay, frozen members put back)."""
+        assert self._optimizer is not None and self._multiplier is not None
+        multiplier = self._multiplier(self._steps)
         self._optimizer.step(multiplier)
         if self._decays:
             for member, lr in zip(self.members, self._optimizer.lrs(multiplier), strict=True):
@@ -238,7 +245,7 @@ class TrainingSystem(L.LightningModule):
         self, k: int, net: nn.Module, x: Tensor, y: Tensor, *, bf16: bool = False
     ) -> tuple[float, float]:
         """Member ``k``'s training step timed alone on the batch (x, y): the median seconds
-        of a whole step (forward, backward, optimizer) and of its optimizer step, over
+        of a whole step (forward, backward, update) and of its update (``_update``), over
         ``TIMED_STEPS`` after ``WARMUP_STEPS`` (which also create the optimizer's state).
 
         A stacked member's share of the stack's time depends on how many cells it was
@@ -260,24 +267,27 @@ class TrainingSystem(L.LightningModule):
         ).to(self.device)
         lone.configure_optimizers()
         lone._multiplier = lambda step: 1.0
-        assert lone._optimizer is not None
         cuda = self.device if self.device.type == "cuda" else None
+
+        def clock() -> float:
+            if cuda is not None:  # kernels run asynchronously: wait for them
+                torch.cuda.synchronize(cuda)
+            return time.perf_counter()
+
         autocast = torch.autocast(self.device.type, torch.bfloat16) if bf16 else None
-        steps, optimizer = [], []
+        steps, updates = [], []
         x, y = x.to(self.device)[None], y.to(self.device)[None]
         for i in range(WARMUP_STEPS + TIMED_STEPS):
-            spent = lone._optimizer.seconds[0]
-            if cuda is not None:
-                torch.cuda.synchronize(cuda)
-            start = time.perf_counter()
+            start = clock()
             with autocast or contextlib.nullcontext():
-                lone._train_step(x, y)
-            if cuda is not None:
-                torch.cuda.synchronize(cuda)
+                lone._gradients(x, y)
+            middle = clock()
+            lone._update()
+            end = clock()
             if i >= WARMUP_STEPS:
-                steps.append(time.perf_counter() - start)
-                optimizer.append(lone._optimizer.seconds[0] - spent)
-        return statistics.median(steps), statistics.median(optimizer)
+                steps.append(end - start)
+                updates.append(end - middle)
+        return statistics.median(steps), statistics.median(updates)
 
     # -- evaluation: every member on the same batches ------------------------------------
     @contextlib.contextmanager
